@@ -1,0 +1,70 @@
+/*
+ * gomalloc: the Go runtime's memory allocator as a C malloc.
+ *
+ * Loaded with LD_PRELOAD, or linked with -lgomalloc, the library replaces the
+ * standard allocation functions (malloc, free, ...).  The same functions are
+ * also exported under a gm_ prefix, declared here, for programs that want to
+ * call gomalloc explicitly, side by side with another allocator.
+ *
+ * Every gm_ function behaves as its standard namesake documented in the glibc
+ * manual pages, including errno.
+ */
+#ifndef GOMALLOC_H
+#define GOMALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <malloc.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GOMALLOC_VERSION "0.1.0"
+
+void *gm_malloc(size_t size);
+void gm_free(void *ptr);
+void *gm_calloc(size_t nmemb, size_t size);
+void *gm_realloc(void *ptr, size_t size);
+void *gm_reallocarray(void *ptr, size_t nmemb, size_t size);
+int gm_posix_memalign(void **memptr, size_t alignment, size_t size);
+void *gm_aligned_alloc(size_t alignment, size_t size);
+void *gm_memalign(size_t alignment, size_t size);
+void *gm_valloc(size_t size);
+void *gm_pvalloc(size_t size);
+size_t gm_malloc_usable_size(void *ptr);
+void gm_free_sized(void *ptr, size_t size);
+void gm_free_aligned_sized(void *ptr, size_t alignment, size_t size);
+int gm_malloc_trim(size_t pad);
+int gm_mallopt(int param, int value);
+struct mallinfo gm_mallinfo(void);
+struct mallinfo2 gm_mallinfo2(void);
+void gm_malloc_stats(void);
+
+/* A snapshot of the heap, in Go's vocabulary (runtime.MemStats). */
+typedef struct gm_heap_stats {
+    size_t heap_sys;       /* bytes of heap address space mapped for use */
+    size_t heap_inuse;     /* bytes in spans that hold objects */
+    size_t heap_idle;      /* bytes in free pages (heap_sys - heap_inuse) */
+    size_t heap_released;  /* bytes of idle pages returned to the OS */
+    size_t heap_alloc;     /* bytes of live objects (by size class size) */
+    size_t heap_objects;   /* live objects */
+    size_t meta_sys;       /* bytes mapped for allocator metadata */
+    uint64_t mallocs;      /* objects allocated, ever */
+    uint64_t frees;        /* objects freed, ever */
+    uint64_t mcache_refills;   /* spans handed to thread caches by mcentral */
+    uint64_t mcentral_grows;   /* spans mcentral had to ask mheap for */
+    uint64_t mheap_allocs;     /* spans allocated by mheap (small and large) */
+    uint64_t os_maps;          /* times the heap mapped more memory from the OS */
+    uint64_t scavenged_bytes;  /* bytes returned to the OS, ever */
+} gm_heap_stats;
+
+void gm_get_heap_stats(gm_heap_stats *out);
+
+/* Writes the full Go-style heap report (as malloc_stats) to a file descriptor. */
+void gm_print_stats(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

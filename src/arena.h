@@ -1,0 +1,53 @@
+/*
+ * Arenas and the span map: the heap's address space and the O(1) question
+ * "which span holds this address?" that free() asks.
+ *
+ * Offered to mheap (growth, span map updates) and, for lookups only, to the
+ * tiers above (spanof is lock-free).
+ */
+#ifndef GM_ARENA_H
+#define GM_ARENA_H
+
+#include "common.h"
+
+struct mspan;
+
+/* Per-arena metadata: the span of every page (Go's heapArena.spans).  A page
+ * of a small-object span maps to its span; a large span maps only its first
+ * page, so an interior pointer into a large object finds nothing. */
+typedef struct heaparena {
+    struct mspan *spans[GM_ARENA_PAGES];
+} heaparena;
+
+/* The heap window: all arenas lie in [gm_heap_base, gm_heap_base + 1 TiB). */
+extern uintptr_t gm_heap_base GM_INTERNAL;
+extern heaparena *gm_arenas[GM_MAX_ARENAS] GM_INTERNAL;
+
+/* The span holding address p, or NULL: two dependent loads, no lock. */
+static inline struct mspan *spanof(const void *p) {
+    uintptr_t off = (uintptr_t)p - __atomic_load_n(&gm_heap_base, __ATOMIC_RELAXED);
+    if (unlikely(off >= GM_HEAP_RANGE))
+        return NULL;
+    heaparena *a = __atomic_load_n(&gm_arenas[off >> GM_ARENA_SHIFT], __ATOMIC_ACQUIRE);
+    if (unlikely(a == NULL))
+        return NULL;
+    return __atomic_load_n(&a->spans[(off >> GM_PAGE_SHIFT) & (GM_ARENA_PAGES - 1)],
+                           __ATOMIC_ACQUIRE);
+}
+
+/* Chooses the heap window and reserves the first arena.  Heap lock held. */
+GM_INTERNAL bool arena_init(void);
+
+/* Commits at least `bytes` (rounded up to whole chunks) of new heap memory,
+ * reserving more arenas as needed (contiguous when the address space allows).
+ * Returns the chunk-aligned start and the committed size.  Heap lock held. */
+GM_INTERNAL bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got);
+
+/* Points every page in [base, base + npages pages) at s (NULL to clear). */
+GM_INTERNAL void spanmap_set(uintptr_t base, size_t npages, struct mspan *s);
+
+/* Bytes of heap address space committed so far (Go's HeapSys). */
+GM_INTERNAL size_t arena_committed_bytes(void);
+GM_INTERNAL uint64_t arena_os_maps(void);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * Definitions every tier shares: the page geometry, branch hints, a small
+ * futex lock that never allocates, and the clock the scavenger paces by.
+ */
+#ifndef GM_COMMON_H
+#define GM_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define GM_INTERNAL __attribute__((visibility("hidden")))
+#define GM_NOINLINE __attribute__((noinline))
+#define GM_COLD __attribute__((cold, noinline))
+
+/* The heap's unit of address space: Go's 8 KiB page. */
+#define GM_PAGE_SHIFT 13
+#define GM_PAGE_SIZE ((size_t)1 << GM_PAGE_SHIFT)
+
+/* Page allocator chunk: 512 pages, 4 MiB; the heap also grows in these steps. */
+#define GM_CHUNK_SHIFT 22
+#define GM_CHUNK_SIZE ((size_t)1 << GM_CHUNK_SHIFT)
+#define GM_CHUNK_PAGES (GM_CHUNK_SIZE >> GM_PAGE_SHIFT)
+
+/* Arenas are 64 MiB; the heap lives in one 1 TiB window of address space. */
+#define GM_ARENA_SHIFT 26
+#define GM_ARENA_SIZE ((size_t)1 << GM_ARENA_SHIFT)
+#define GM_ARENA_PAGES (GM_ARENA_SIZE >> GM_PAGE_SHIFT)
+#define GM_HEAP_RANGE_SHIFT 40
+#define GM_HEAP_RANGE ((size_t)1 << GM_HEAP_RANGE_SHIFT)
+#define GM_MAX_ARENAS (GM_HEAP_RANGE >> GM_ARENA_SHIFT)
+
+static inline uintptr_t gm_align_up(uintptr_t x, uintptr_t a) { return (x + a - 1) & ~(a - 1); }
+static inline uintptr_t gm_align_down(uintptr_t x, uintptr_t a) { return x & ~(a - 1); }
+
+/* A lock for allocator state: a futex word, 0 free, 1 held, 2 held with waiters.
+ * It never allocates, and after fork() the child resets it by storing 0. */
+typedef struct { int word; } gm_lock_t;
+#define GM_LOCK_INIT { 0 }
+GM_INTERNAL void gm_lock_slow(gm_lock_t *l);
+GM_INTERNAL void gm_unlock_wake(gm_lock_t *l);
+
+static inline void gm_lock(gm_lock_t *l) {
+    int expected = 0;
+    if (likely(__atomic_compare_exchange_n(&l->word, &expected, 1, false,
+                                           __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
+        return;
+    gm_lock_slow(l);
+}
+
+static inline bool gm_trylock(gm_lock_t *l) {
+    int expected = 0;
+    return __atomic_compare_exchange_n(&l->word, &expected, 1, false,
+                                       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+static inline void gm_unlock(gm_lock_t *l) {
+    if (unlikely(__atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE) == 2))
+        gm_unlock_wake(l);
+}
+
+static inline void gm_lock_reinit(gm_lock_t *l) { l->word = 0; }
+
+/* Monotonic nanoseconds (vDSO, no system call). */
+GM_INTERNAL uint64_t gm_nanotime(void);
+
+/* Reports a fatal misuse or internal error on stderr and aborts. */
+GM_INTERNAL __attribute__((noreturn, cold)) void gm_fatal(const char *msg, const void *addr);
+
+/* Formats into buf like a tiny snprintf: %s %d %u %zu %llu %p %x and widths. */
+GM_INTERNAL int gm_snprintf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+GM_INTERNAL void gm_write_all(int fd, const char *s, size_t n);
+
+#endif

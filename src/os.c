@@ -1,0 +1,196 @@
+/*
+ * The OS layer.  Owns every system call the allocator makes: mmap/mprotect/
+ * madvise for memory, futex for the lock's slow path, clock_gettime for the
+ * scavenger's clock, write for reports.  Nothing here allocates, and nothing
+ * here takes an allocator lock, so any tier may call it at any time.
+ *
+ * Memory states follow Go's mem.go: reserved (PROT_NONE, no cost), committed
+ * (read-write, costs RSS only once touched), released (MADV_DONTNEED: stays
+ * committed, RSS returned, reads as zero).
+ */
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+static size_t metadata_bytes;
+
+void *os_reserve_at(uintptr_t hint, size_t bytes) {
+    int saved = errno;
+    void *p = mmap((void *)hint, bytes, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    errno = saved;
+    if (p == MAP_FAILED)
+        return NULL;
+    if ((uintptr_t)p != hint) { /* kernels before 4.17 treat the flag as a hint */
+        munmap(p, bytes);
+        return NULL;
+    }
+    return p;
+}
+
+bool os_commit(void *addr, size_t bytes) {
+    int saved = errno;
+    bool ok = mprotect(addr, bytes, PROT_READ | PROT_WRITE) == 0;
+    errno = saved;
+    return ok;
+}
+
+void os_release(void *addr, size_t bytes) {
+    int saved = errno;
+    madvise(addr, bytes, MADV_DONTNEED);
+    errno = saved;
+}
+
+void *os_alloc_metadata(size_t bytes) {
+    int saved = errno;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    errno = saved;
+    if (p == MAP_FAILED)
+        return NULL;
+    __atomic_fetch_add(&metadata_bytes, bytes, __ATOMIC_RELAXED);
+    return p;
+}
+
+void os_unmap(void *addr, size_t bytes) {
+    int saved = errno;
+    munmap(addr, bytes);
+    errno = saved;
+}
+
+size_t os_metadata_bytes(void) { return __atomic_load_n(&metadata_bytes, __ATOMIC_RELAXED); }
+
+/* ---- lock slow path (Drepper, "Futexes Are Tricky", mutex 2) ---- */
+
+static long futex(int *uaddr, int op, int val) {
+    return syscall(SYS_futex, uaddr, op, val, NULL, NULL, 0);
+}
+
+void gm_lock_slow(gm_lock_t *l) {
+    int saved = errno;
+    for (int spin = 0; spin < 100; spin++) {
+        if (__atomic_load_n(&l->word, __ATOMIC_RELAXED) == 0 && gm_trylock(l)) {
+            errno = saved;
+            return;
+        }
+        __builtin_ia32_pause();
+    }
+    while (__atomic_exchange_n(&l->word, 2, __ATOMIC_ACQUIRE) != 0)
+        futex(&l->word, FUTEX_WAIT_PRIVATE, 2);
+    errno = saved;
+}
+
+void gm_unlock_wake(gm_lock_t *l) {
+    int saved = errno;
+    futex(&l->word, FUTEX_WAKE_PRIVATE, 1);
+    errno = saved;
+}
+
+uint64_t gm_nanotime(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- reporting without malloc or stdio ---- */
+
+void gm_write_all(int fd, const char *s, size_t n) {
+    int saved = errno;
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        s += w;
+        n -= (size_t)w;
+    }
+    errno = saved;
+}
+
+static size_t fmt_unsigned(char *tmp, unsigned long long v, unsigned base) {
+    size_t n = 0;
+    do {
+        unsigned d = (unsigned)(v % base);
+        tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
+        v /= base;
+    } while (v);
+    return n; /* digits, reversed */
+}
+
+int gm_snprintf(char *buf, size_t size, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t out = 0;
+#define PUT(c) do { if (out + 1 < size) buf[out] = (c); out++; } while (0)
+    for (const char *f = fmt; *f; f++) {
+        if (*f != '%') { PUT(*f); continue; }
+        f++;
+        bool left = false;
+        if (*f == '-') { left = true; f++; }
+        int width = 0;
+        while (*f >= '0' && *f <= '9') width = width * 10 + (*f++ - '0');
+        int longs = 0;
+        bool sz = false;
+        while (*f == 'l') { longs++; f++; }
+        if (*f == 'z') { sz = true; f++; }
+        char tmp[32];
+        size_t n = 0;
+        const char *str = NULL;
+        bool neg = false;
+        switch (*f) {
+        case 's': str = va_arg(ap, const char *); if (!str) str = "(null)"; break;
+        case 'd': {
+            long long v = longs ? va_arg(ap, long long) : va_arg(ap, int);
+            if (v < 0) { neg = true; v = -v; }
+            n = fmt_unsigned(tmp, (unsigned long long)v, 10);
+            break;
+        }
+        case 'u': case 'x': {
+            unsigned long long v = sz ? va_arg(ap, size_t)
+                                 : longs ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned);
+            n = fmt_unsigned(tmp, v, *f == 'x' ? 16 : 10);
+            break;
+        }
+        case 'p': {
+            uintptr_t v = (uintptr_t)va_arg(ap, void *);
+            n = fmt_unsigned(tmp, v, 16);
+            tmp[n++] = 'x';
+            tmp[n++] = '0';
+            break;
+        }
+        case '%': PUT('%'); continue;
+        default: continue;
+        }
+        size_t len = str ? __builtin_strlen(str) : n + neg;
+        int pad = width > (int)len ? width - (int)len : 0;
+        if (!left) while (pad-- > 0) PUT(' ');
+        if (str) { while (*str) PUT(*str++); }
+        else { if (neg) PUT('-'); while (n) PUT(tmp[--n]); }
+        if (left) while (pad-- > 0) PUT(' ');
+    }
+#undef PUT
+    if (size) buf[out < size ? out : size - 1] = 0;
+    va_end(ap);
+    return (int)out;
+}
+
+void gm_fatal(const char *msg, const void *addr) {
+    char buf[256];
+    int n = addr ? gm_snprintf(buf, sizeof buf, "gomalloc: %s %p\n", msg, addr)
+                 : gm_snprintf(buf, sizeof buf, "gomalloc: %s\n", msg);
+    gm_write_all(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    abort();
+}

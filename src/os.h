@@ -1,0 +1,25 @@
+/*
+ * The OS layer: every system call the allocator makes goes through here.
+ * Address space is reserved (PROT_NONE), committed (read-write) in steps, and
+ * released (MADV_DONTNEED: the pages read back as zero).  Failures return
+ * false/NULL; callers turn them into ENOMEM.
+ */
+#ifndef GM_OS_H
+#define GM_OS_H
+
+#include "common.h"
+
+/* Reserves exactly [hint, hint+bytes) if it is free; NULL otherwise. */
+GM_INTERNAL void *os_reserve_at(uintptr_t hint, size_t bytes);
+/* Makes reserved memory readable and writable (committed). */
+GM_INTERNAL bool os_commit(void *addr, size_t bytes);
+/* Gives pages back to the OS; they stay mapped and read as zero afterwards. */
+GM_INTERNAL void os_release(void *addr, size_t bytes);
+/* Fresh zeroed read-write memory for allocator metadata (never freed). */
+GM_INTERNAL void *os_alloc_metadata(size_t bytes);
+/* Unmaps a reservation (used only when a reservation attempt is abandoned). */
+GM_INTERNAL void os_unmap(void *addr, size_t bytes);
+/* Bytes mapped by os_alloc_metadata so far. */
+GM_INTERNAL size_t os_metadata_bytes(void);
+
+#endif
