@@ -22,24 +22,26 @@ extern "C" {
 
 #define GOMALLOC_VERSION "0.1.0"
 
-void *gm_malloc(size_t size);
-void gm_free(void *ptr);
-void *gm_calloc(size_t nmemb, size_t size);
-void *gm_realloc(void *ptr, size_t size);
-void *gm_reallocarray(void *ptr, size_t nmemb, size_t size);
-int gm_posix_memalign(void **memptr, size_t alignment, size_t size);
-void *gm_aligned_alloc(size_t alignment, size_t size);
-void *gm_memalign(size_t alignment, size_t size);
-void *gm_valloc(size_t size);
-void *gm_pvalloc(size_t size);
-size_t gm_malloc_usable_size(void *ptr);
-void gm_free_sized(void *ptr, size_t size);
-void gm_free_aligned_sized(void *ptr, size_t alignment, size_t size);
-int gm_malloc_trim(size_t pad);
-int gm_mallopt(int param, int value);
-struct mallinfo gm_mallinfo(void);
-struct mallinfo2 gm_mallinfo2(void);
-void gm_malloc_stats(void);
+#define GM_API __attribute__((visibility("default")))
+
+GM_API void *gm_malloc(size_t size);
+GM_API void gm_free(void *ptr);
+GM_API void *gm_calloc(size_t nmemb, size_t size);
+GM_API void *gm_realloc(void *ptr, size_t size);
+GM_API void *gm_reallocarray(void *ptr, size_t nmemb, size_t size);
+GM_API int gm_posix_memalign(void **memptr, size_t alignment, size_t size);
+GM_API void *gm_aligned_alloc(size_t alignment, size_t size);
+GM_API void *gm_memalign(size_t alignment, size_t size);
+GM_API void *gm_valloc(size_t size);
+GM_API void *gm_pvalloc(size_t size);
+GM_API size_t gm_malloc_usable_size(void *ptr);
+GM_API void gm_free_sized(void *ptr, size_t size);
+GM_API void gm_free_aligned_sized(void *ptr, size_t alignment, size_t size);
+GM_API int gm_malloc_trim(size_t pad);
+GM_API int gm_mallopt(int param, int value);
+GM_API struct mallinfo gm_mallinfo(void);
+GM_API struct mallinfo2 gm_mallinfo2(void);
+GM_API void gm_malloc_stats(void);
 
 /* A snapshot of the heap, in Go's vocabulary (runtime.MemStats). */
 typedef struct gm_heap_stats {
@@ -59,10 +61,10 @@ typedef struct gm_heap_stats {
     uint64_t scavenged_bytes;  /* bytes returned to the OS, ever */
 } gm_heap_stats;
 
-void gm_get_heap_stats(gm_heap_stats *out);
+GM_API void gm_get_heap_stats(gm_heap_stats *out);
 
 /* Writes the full Go-style heap report (as malloc_stats) to a file descriptor. */
-void gm_print_stats(int fd);
+GM_API void gm_print_stats(int fd);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,294 @@
+/*
+ * The public API: the C allocation functions, exported as gm_* (the standard
+ * names are bound to these in override.c).
+ *
+ * A request takes one of three roads, as in Go's mallocgc:
+ *   tiny   1..15 bytes: a piece of the thread's current 16-byte block;
+ *   small  up to 32 KiB: a slot of the thread's span for the size class;
+ *   large  above: whole pages, a span of its own straight from mheap.
+ * free() asks the span map which span holds the pointer, checks that the
+ * pointer is the start of a live object, and hands it to the tier that owns
+ * that kind of span.  A pointer that fails the checks aborts with a report.
+ *
+ * errno follows the glibc manual pages; free() never changes it.  No lock is
+ * taken here.
+ */
+#include "gomalloc.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "arena.h"
+#include "mcache.h"
+#include "mheap.h"
+#include "options.h"
+
+/* Sizes beyond this can never be satisfied: refuse them before any rounding
+ * can overflow. */
+#define MAX_REQUEST ((size_t)PTRDIFF_MAX)
+
+static GM_COLD void *fail_enomem(void) {
+    errno = ENOMEM;
+    return NULL;
+}
+
+static GM_COLD void bad_pointer(const char *caller, const void *p) {
+    char msg[64];
+    gm_snprintf(msg, sizeof msg, "%s(): invalid pointer", caller);
+    gm_fatal(msg, p);
+}
+
+/* ---- allocation ---- */
+
+static GM_NOINLINE void *alloc_large(size_t size, size_t align, bool zero) {
+    if (size > GM_HEAP_RANGE)
+        return fail_enomem();
+    size_t npages = (size + GM_PAGE_SIZE - 1) >> GM_PAGE_SHIFT;
+    if (npages == 0)
+        npages = 1;
+    size_t align_pages = align > GM_PAGE_SIZE ? align >> GM_PAGE_SHIFT : 1;
+    if (!mcache_global_init())
+        return fail_enomem();
+    mspan *s = mheap_alloc_large(npages, align_pages, size);
+    if (!s)
+        return fail_enomem();
+    if (zero && !s->zeroed)
+        memset((void *)s->base, 0, size);
+    return (void *)s->base;
+}
+
+static inline void *alloc_small(size_t size) {
+    mcache *mc = gm_tls_mcache;
+    void *p;
+    if (size < GM_TINY_BLOCK && likely(gm_opt.tiny))
+        p = mcache_alloc_tiny(mc, size ? size : 1);
+    else
+        p = mcache_alloc(mc, gm_size_to_class(size ? size : 1));
+    if (unlikely(!p))
+        return fail_enomem();
+    return p;
+}
+
+void *gm_malloc(size_t size) {
+    if (likely(size <= GM_MAX_SMALL_SIZE))
+        return alloc_small(size);
+    if (unlikely(size > MAX_REQUEST))
+        return fail_enomem();
+    return alloc_large(size, 1, false);
+}
+
+void *gm_calloc(size_t nmemb, size_t size) {
+    size_t total;
+    if (unlikely(__builtin_mul_overflow(nmemb, size, &total) || total > MAX_REQUEST))
+        return fail_enomem();
+    if (total > GM_MAX_SMALL_SIZE)
+        return alloc_large(total, 1, true);
+    void *p = alloc_small(total);
+    if (likely(p))
+        memset(p, 0, total);
+    return p;
+}
+
+/* An object of `size` bytes whose address is a multiple of align (a power of
+ * two).  Small requests pick the first size class that is a multiple of the
+ * alignment: spans start on a page, so every slot is aligned. */
+static void *alloc_aligned(size_t align, size_t size) {
+    if (unlikely(size > MAX_REQUEST || align > GM_HEAP_RANGE))
+        return fail_enomem();
+    if (align <= GM_MIN_ALIGN && (size >= GM_MIN_ALIGN || align <= 1))
+        return gm_malloc(size);
+    size_t need = size > align ? size : align;
+    if (align <= GM_PAGE_SIZE && need <= GM_MAX_SMALL_SIZE) {
+        for (unsigned c = gm_size_to_class(need); c < GM_NUM_SIZE_CLASSES; c++) {
+            if (gm_class_size[c] % align == 0) {
+                void *p = mcache_alloc(gm_tls_mcache, c);
+                return p ? p : fail_enomem();
+            }
+        }
+    }
+    return alloc_large(size ? size : 1, align, false);
+}
+
+static inline bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
+
+int gm_posix_memalign(void **memptr, size_t alignment, size_t size) {
+    if (!is_pow2(alignment) || alignment % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = alloc_aligned(alignment, size);
+    errno = saved;
+    if (!p)
+        return ENOMEM;
+    *memptr = p;
+    return 0;
+}
+
+void *gm_aligned_alloc(size_t alignment, size_t size) {
+    if (!is_pow2(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return alloc_aligned(alignment, size);
+}
+
+/* glibc's memalign: small alignments mean malloc, others round up to a power
+ * of two, and only an alignment above SIZE_MAX/2+1 is invalid. */
+void *gm_memalign(size_t alignment, size_t size) {
+    if (alignment <= GM_MIN_ALIGN)
+        return gm_malloc(size);
+    if (alignment > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!is_pow2(alignment))
+        alignment = (size_t)1 << (64 - __builtin_clzll(alignment));
+    return alloc_aligned(alignment, size);
+}
+
+#define SYSTEM_PAGE 4096
+
+void *gm_valloc(size_t size) { return alloc_aligned(SYSTEM_PAGE, size); }
+
+void *gm_pvalloc(size_t size) {
+    size_t rounded;
+    if (__builtin_add_overflow(size, SYSTEM_PAGE - 1, &rounded))
+        return fail_enomem();
+    return alloc_aligned(SYSTEM_PAGE, rounded & ~(size_t)(SYSTEM_PAGE - 1));
+}
+
+/* ---- freeing ---- */
+
+static inline uint32_t small_index(mspan *s, const void *p, const char *caller) {
+    uintptr_t off = (uintptr_t)p - s->base;
+    uint32_t idx = (uint32_t)(((uint64_t)off * s->divmagic) >> 32);
+    if (unlikely((uintptr_t)idx * s->elemsize != off || idx >= s->nelems ||
+                 s->state != SPAN_SMALL))
+        bad_pointer(caller, p);
+    return idx;
+}
+
+static inline void free_impl(void *p, const char *caller) {
+    mspan *s = spanof(p);
+    if (unlikely(!s))
+        bad_pointer(caller, p);
+    unsigned spc = s->spanclass;
+    if (likely(spc != 0 && spc != GM_TINY_SPAN_CLASS)) {
+        mcache_free_small(s, small_index(s, p, caller), caller);
+    } else if (spc == GM_TINY_SPAN_CLASS) {
+        if (unlikely(s->state != SPAN_SMALL))
+            bad_pointer(caller, p);
+        mcache_free_tiny(s, p, caller);
+    } else {
+        mheap_free_large(s, p, caller);
+    }
+}
+
+void gm_free(void *p) {
+    if (likely(p != NULL))
+        free_impl(p, "free");
+}
+
+void gm_free_sized(void *p, size_t size) {
+    (void)size;
+    gm_free(p);
+}
+
+void gm_free_aligned_sized(void *p, size_t alignment, size_t size) {
+    (void)alignment;
+    (void)size;
+    gm_free(p);
+}
+
+/* Bytes usable at p, a live object's start; aborts otherwise. */
+static size_t usable_impl(void *p, const char *caller, mspan **span) {
+    mspan *s = spanof(p);
+    if (unlikely(!s))
+        bad_pointer(caller, p);
+    *span = s;
+    unsigned spc = s->spanclass;
+    if (spc == GM_TINY_SPAN_CLASS) {
+        if (s->state != SPAN_SMALL)
+            bad_pointer(caller, p);
+        return mcache_tiny_usable(s, p, caller);
+    }
+    if (spc != 0) {
+        if (!span_slot_live(s, small_index(s, p, caller)))
+            bad_pointer(caller, p);
+        return s->elemsize;
+    }
+    if (s->state != SPAN_LARGE || s->base != (uintptr_t)p)
+        bad_pointer(caller, p);
+    return (size_t)s->npages << GM_PAGE_SHIFT;
+}
+
+size_t gm_malloc_usable_size(void *p) {
+    mspan *s;
+    return p ? usable_impl(p, "malloc_usable_size", &s) : 0;
+}
+
+/* ---- realloc ---- */
+
+static void *realloc_move(void *p, size_t old_usable, size_t size) {
+    void *q = gm_malloc(size);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old_usable < size ? old_usable : size);
+    free_impl(p, "realloc");
+    return q;
+}
+
+void *gm_realloc(void *p, size_t size) {
+    if (!p)
+        return gm_malloc(size);
+    if (size == 0) {
+        free_impl(p, "realloc");
+        return NULL;
+    }
+    mspan *s;
+    size_t usable = usable_impl(p, "realloc", &s);
+    if (unlikely(size > MAX_REQUEST))
+        return fail_enomem();
+    unsigned spc = s->spanclass;
+    if (spc == GM_TINY_SPAN_CLASS) {
+        if (size <= usable)
+            return p;
+    } else if (spc != 0) {
+        /* Same size class: nothing to do (Go's classes are at most 12.5%
+         * apart, so staying never wastes much). */
+        if (size <= usable && size > GM_TINY_BLOCK && gm_size_to_class(size) == spc)
+            return p;
+    } else if (size > GM_MAX_SMALL_SIZE) {
+        size_t npages = (size + GM_PAGE_SIZE - 1) >> GM_PAGE_SHIFT;
+        if (npages <= s->npages) {
+            if (npages == s->npages || mheap_resize_large(s, npages, size))
+                return p;
+        } else if (mheap_resize_large(s, npages, size)) {
+            return p;
+        }
+    }
+    return realloc_move(p, usable, size);
+}
+
+void *gm_reallocarray(void *p, size_t nmemb, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(nmemb, size, &total))
+        return fail_enomem();
+    return gm_realloc(p, total);
+}
+
+/* ---- glibc extras ---- */
+
+int gm_malloc_trim(size_t pad) {
+    (void)pad;
+    mcache *mc = gm_tls_mcache;
+    if (mc->kind == MCACHE_OWN)
+        mcache_flush(mc);
+    return mheap_release_all() > 0;
+}
+
+int gm_mallopt(int param, int value) {
+    (void)param;
+    (void)value;
+    return 1;
+}

@@ -1,0 +1,418 @@
+/*
+ * mcache: the per-thread cache, with the tiny allocator.
+ *
+ * Each thread owns one mcache, reached through an initial-exec TLS pointer
+ * (one word of static TLS, so dlopen() of the library works too).  A new
+ * thread's pointer starts at the bootstrap cache, whose spans are the empty
+ * span: the first allocation falls into the slow path, which initialises the
+ * allocator if needed and gives the thread a cache of its own.  A pthread key
+ * destructor gives the spans back when the thread exits; allocations after
+ * that (from later destructors) go through a shared orphan cache under a lock.
+ *
+ * Tiny objects (Go's tiny allocator): requests under 16 bytes are cut from the
+ * current 16-byte block, each aligned to the largest power of two not above
+ * its size.  Unlike Go, pieces are freed one by one.  Per block, the span
+ * keeps two words outside user memory: tiny_alloc (piece starts, bit per
+ * offset, plus the end of the last piece in bits 16..20), written only by the
+ * cache holding the block; and tiny_freed (freed piece starts, plus
+ * TINY_RELEASED once the holder has moved on), set with atomic OR.  The block
+ * goes back to its span when both words show every piece freed and the block
+ * released: whoever's atomic OR completes that picture frees it.
+ *
+ * Locking: none on the fast paths; the registry lock for creating and
+ * retiring caches; mcentral's locks through its API.
+ */
+#define _GNU_SOURCE
+#include "mcache.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "arena.h"
+#include "options.h"
+#include "os.h"
+
+/* Statically initialised: malloc may run before any constructor. */
+#define EMPTY_CACHE(k) { .alloc = { [0 ... GM_NUM_SPAN_CLASSES - 1] = &gm_empty_span }, \
+                         .tiny_off = GM_TINY_BLOCK, .kind = (k) }
+static mcache bootstrap_mcache = EMPTY_CACHE(MCACHE_BOOTSTRAP);
+static mcache dead_mcache = EMPTY_CACHE(MCACHE_DEAD);
+static mcache orphan_mcache = EMPTY_CACHE(MCACHE_OWN);
+static gm_lock_t orphan_lock = GM_LOCK_INIT;
+
+__thread mcache *gm_tls_mcache __attribute__((tls_model("initial-exec"))) = &bootstrap_mcache;
+
+static gm_lock_t registry_lock = GM_LOCK_INIT;
+static mcache *registry;        /* live caches */
+static mcache *free_caches;     /* retired structs, linked by next_all */
+static char *cache_slab, *cache_slab_end;
+static mcache_stats retired;    /* counters of exited threads */
+static uint64_t shared_frees;   /* frees by threads without a cache (atomic) */
+
+static gm_lock_t init_lock = GM_LOCK_INIT;
+static int initialized;
+static int atfork_registered;
+static pthread_key_t thread_key;
+
+static void cache_reset(mcache *mc, uint8_t kind) {
+    memset(mc, 0, sizeof *mc);
+    for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++)
+        mc->alloc[i] = &gm_empty_span;
+    mc->tiny_off = GM_TINY_BLOCK;
+    mc->kind = kind;
+}
+
+/* ---- span operations of the owner ---- */
+
+/* The next free slot at or after freeindex, advancing the 64-slot window
+ * (Go's nextFreeIndex); nelems when the span has none left. */
+static uint32_t span_next_free(mspan *s) {
+    uint64_t cache = s->alloc_cache;
+    uint32_t fi = s->freeindex;
+    while (cache == 0) {
+        fi = (fi + 64) & ~63u;
+        if (fi >= s->nelems) {
+            __atomic_store_n(&s->freeindex, s->nelems, __ATOMIC_RELAXED);
+            return s->nelems;
+        }
+        cache = ~s->allocbits[fi >> 6];
+    }
+    uint32_t bit = (uint32_t)__builtin_ctzll(cache);
+    uint32_t idx = fi + bit;
+    if (idx >= s->nelems) {
+        s->alloc_cache = 0;
+        __atomic_store_n(&s->freeindex, s->nelems, __ATOMIC_RELAXED);
+        return s->nelems;
+    }
+    uint32_t next = idx + 1;
+    if ((next & 63) == 0)
+        s->alloc_cache = next < s->nelems ? ~s->allocbits[next >> 6] : 0;
+    else
+        s->alloc_cache = cache >> (bit + 1);
+    __atomic_store_n(&s->freeindex, next, __ATOMIC_RELAXED);
+    return idx;
+}
+
+/* Every slot has been handed out: take the frees (ours and other threads')
+ * and start over from slot 0.  Returns the number of free slots found. */
+static uint32_t span_sweep_exhausted(mspan *s) {
+    uint32_t nfree = 0;
+    uint32_t nw = (s->nelems + 63u) / 64u;
+    for (uint32_t w = 0; w < nw; w++) {
+        uint64_t full = ~(uint64_t)0;
+        if (w == nw - 1 && (s->nelems & 63))
+            full = ((uint64_t)1 << (s->nelems & 63)) - 1;
+        uint64_t r = 0;
+        if (__atomic_load_n(&s->remotefree[w], __ATOMIC_RELAXED))
+            r = __atomic_exchange_n(&s->remotefree[w], 0, __ATOMIC_ACQUIRE);
+        uint64_t freed = (s->localfree[w] | r) & full;
+        __atomic_store_n(&s->localfree[w], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->allocbits[w], full & ~freed, __ATOMIC_RELAXED);
+        nfree += (uint32_t)__builtin_popcountll(freed);
+    }
+    __atomic_store_n(&s->freeindex, 0, __ATOMIC_RELEASE);
+    s->alloc_cache = ~s->allocbits[0];
+    s->zeroed = 0;
+    return nfree;
+}
+
+/* ---- thread caches ---- */
+
+static void thread_exit(void *arg);
+
+static mcache *cache_create(void) {
+    if (!mcache_global_init())
+        return NULL;
+    gm_lock(&registry_lock);
+    mcache *mc = free_caches;
+    if (mc) {
+        free_caches = mc->next_all;
+    } else {
+        size_t sz = gm_align_up(sizeof(mcache), 64);
+        if ((size_t)(cache_slab_end - cache_slab) < sz) {
+            cache_slab = os_alloc_metadata(64 * 1024);
+            cache_slab_end = cache_slab ? cache_slab + 64 * 1024 : NULL;
+        }
+        if (!cache_slab) {
+            gm_unlock(&registry_lock);
+            return NULL;
+        }
+        mc = (mcache *)cache_slab;
+        cache_slab += sz;
+    }
+    cache_reset(mc, MCACHE_OWN);
+    mc->next_all = registry;
+    if (registry)
+        registry->prev_all = mc;
+    registry = mc;
+    gm_unlock(&registry_lock);
+    /* Publish before pthread_setspecific, which may itself allocate. */
+    gm_tls_mcache = mc;
+    pthread_setspecific(thread_key, mc);
+    return mc;
+}
+
+static void tiny_release(mcache *mc) {
+    if (!mc->tiny)
+        return;
+    uint32_t old = __atomic_fetch_or(mc->tiny_freed, TINY_RELEASED, __ATOMIC_ACQ_REL);
+    uintptr_t block = mc->tiny;
+    bool all_freed = (old & 0xffff) == (mc->tiny_word & 0xffff);
+    mc->tiny = 0;
+    mc->tiny_off = GM_TINY_BLOCK;
+    mc->tiny_word = 0;
+    mc->tiny_alloc = mc->tiny_freed = NULL;
+    if (all_freed) {
+        mspan *s = spanof((void *)block);
+        mcache_free_small(s, (uint32_t)((block - s->base) / GM_TINY_BLOCK), "free");
+    }
+}
+
+void mcache_flush(mcache *mc) {
+    tiny_release(mc);
+    for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++) {
+        mspan *s = mc->alloc[spc];
+        if (s != &gm_empty_span) {
+            mc->alloc[spc] = &gm_empty_span;
+            mcentral_uncache_span(s);
+        }
+    }
+}
+
+static void retire_counters(const mcache *mc) {
+    for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++) {
+        retired.nmalloc[i] += mc->nmalloc[i];
+        retired.nfree[i] += mc->nfree[i];
+    }
+    retired.tiny_allocs += mc->tiny_allocs;
+    retired.tiny_frees += mc->tiny_frees;
+    retired.refills += mc->refills;
+}
+
+/* Takes mc out of the registry; registry lock held. */
+static void cache_retire_locked(mcache *mc) {
+    retire_counters(mc);
+    if (mc->prev_all)
+        mc->prev_all->next_all = mc->next_all;
+    else
+        registry = mc->next_all;
+    if (mc->next_all)
+        mc->next_all->prev_all = mc->prev_all;
+    mc->next_all = free_caches;
+    free_caches = mc;
+}
+
+static void thread_exit(void *arg) {
+    mcache *mc = arg;
+    gm_tls_mcache = &dead_mcache;
+    mcache_flush(mc);
+    gm_lock(&registry_lock);
+    cache_retire_locked(mc);
+    gm_unlock(&registry_lock);
+}
+
+/* ---- slow paths ---- */
+
+static void *alloc_without_own_cache(mcache *mc, unsigned spc, size_t tiny_size) {
+    if (mc->kind == MCACHE_BOOTSTRAP) {
+        mc = cache_create();
+        if (!mc)
+            return NULL;
+        return tiny_size ? mcache_alloc_tiny(mc, tiny_size) : mcache_alloc(mc, spc);
+    }
+    gm_lock(&orphan_lock);
+    void *p = tiny_size ? mcache_alloc_tiny(&orphan_mcache, tiny_size)
+                        : mcache_alloc(&orphan_mcache, spc);
+    gm_unlock(&orphan_lock);
+    return p;
+}
+
+void *mcache_alloc_slow(mcache *mc, unsigned spc) {
+    if (unlikely(mc->kind != MCACHE_OWN))
+        return alloc_without_own_cache(mc, spc, 0);
+    mspan *s = mc->alloc[spc];
+    uint32_t idx;
+    if (s != &gm_empty_span) {
+        idx = span_next_free(s);
+        if (idx < s->nelems)
+            goto found;
+        if (span_sweep_exhausted(s) > 0) {
+            idx = span_next_free(s);
+            goto found;
+        }
+        mc->alloc[spc] = &gm_empty_span;
+        mcentral_uncache_span(s);
+    }
+    s = mcentral_cache_span(spc, mc);
+    if (!s)
+        return NULL;
+    mc->alloc[spc] = s;
+    mc->refills++;
+    idx = span_next_free(s);
+found:
+    s->owner_delta++;
+    mc->nmalloc[spc]++;
+    return (void *)(s->base + (uintptr_t)idx * s->elemsize);
+}
+
+void *mcache_alloc_tiny_slow(mcache *mc, size_t size) {
+    if (unlikely(mc->kind != MCACHE_OWN))
+        return alloc_without_own_cache(mc, 0, size);
+    tiny_release(mc);
+    void *block = mcache_alloc(mc, GM_TINY_SPAN_CLASS);
+    if (!block)
+        return NULL;
+    mspan *s = mc->alloc[GM_TINY_SPAN_CLASS];
+    uint32_t b = (uint32_t)(((uintptr_t)block - s->base) / GM_TINY_BLOCK);
+    __atomic_store_n(&s->tiny_freed[b], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tiny_alloc[b], 0, __ATOMIC_RELAXED);
+    mc->tiny = (uintptr_t)block;
+    mc->tiny_off = 0;
+    mc->tiny_word = 0;
+    mc->tiny_alloc = &s->tiny_alloc[b];
+    mc->tiny_freed = &s->tiny_freed[b];
+    return mcache_alloc_tiny(mc, size);
+}
+
+/* ---- frees ---- */
+
+static GM_COLD void bad_free(const char *caller, const char *what, const void *p) {
+    char msg[64];
+    gm_snprintf(msg, sizeof msg, "%s(): %s", caller, what);
+    gm_fatal(msg, p);
+}
+
+void mcache_free_small(mspan *s, uint32_t idx, const char *caller) {
+    mcache *mc = gm_tls_mcache;
+    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == mc) {
+        uint32_t w = idx >> 6;
+        uint64_t bit = (uint64_t)1 << (idx & 63);
+        if (unlikely(!span_slot_live(s, idx)))
+            bad_free(caller, "double free or invalid pointer",
+                     (void *)(s->base + (uintptr_t)idx * s->elemsize));
+        __atomic_store_n(&s->localfree[w], s->localfree[w] | bit, __ATOMIC_RELAXED);
+        s->owner_delta--;
+        mc->nfree[s->spanclass]++;
+        return;
+    }
+    if (mc->kind == MCACHE_OWN)
+        mc->nfree[s->spanclass]++;
+    else
+        __atomic_fetch_add(&shared_frees, 1, __ATOMIC_RELAXED);
+    mcentral_free_remote(s, idx, caller);
+}
+
+static uint32_t tiny_check(mspan *s, void *p, const char *caller, uint32_t *block) {
+    uintptr_t off = (uintptr_t)p - s->base;
+    uint32_t b = (uint32_t)(off / GM_TINY_BLOCK);
+    uint32_t piece = (uint32_t)(off % GM_TINY_BLOCK);
+    if (!span_slot_live(s, b) ||
+        !(__atomic_load_n(&s->tiny_alloc[b], __ATOMIC_ACQUIRE) & ((uint32_t)1 << piece)))
+        bad_free(caller, "double free or invalid pointer", p);
+    *block = b;
+    return piece;
+}
+
+void mcache_free_tiny(mspan *s, void *p, const char *caller) {
+    uint32_t b, piece = tiny_check(s, p, caller, &b);
+    uint32_t bit = (uint32_t)1 << piece;
+    uint32_t old = __atomic_fetch_or(&s->tiny_freed[b], bit, __ATOMIC_ACQ_REL);
+    if (old & bit)
+        bad_free(caller, "double free", p);
+    mcache *mc = gm_tls_mcache;
+    if (mc->kind == MCACHE_OWN)
+        mc->tiny_frees++;
+    uint32_t now = old | bit;
+    if (now & TINY_RELEASED) {
+        uint32_t starts = __atomic_load_n(&s->tiny_alloc[b], __ATOMIC_ACQUIRE) & 0xffff;
+        if ((now & 0xffff) == starts)
+            mcache_free_small(s, b, caller);
+    }
+}
+
+size_t mcache_tiny_usable(mspan *s, void *p, const char *caller) {
+    uint32_t b, piece = tiny_check(s, p, caller, &b);
+    if (__atomic_load_n(&s->tiny_freed[b], __ATOMIC_ACQUIRE) & ((uint32_t)1 << piece))
+        bad_free(caller, "invalid pointer", p);
+    uint32_t word = __atomic_load_n(&s->tiny_alloc[b], __ATOMIC_ACQUIRE);
+    uint32_t later = word & 0xffff & ~(((uint32_t)2 << piece) - 1);
+    uint32_t end = later ? (uint32_t)__builtin_ctz(later) : word >> 16;
+    return end - piece;
+}
+
+/* ---- statistics ---- */
+
+void mcache_read_stats(mcache_stats *out) {
+    gm_lock(&registry_lock);
+    *out = retired;
+    for (mcache *mc = registry; mc; mc = mc->next_all) {
+        for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++) {
+            out->nmalloc[i] += __atomic_load_n(&mc->nmalloc[i], __ATOMIC_RELAXED);
+            out->nfree[i] += __atomic_load_n(&mc->nfree[i], __ATOMIC_RELAXED);
+        }
+        out->tiny_allocs += __atomic_load_n(&mc->tiny_allocs, __ATOMIC_RELAXED);
+        out->tiny_frees += __atomic_load_n(&mc->tiny_frees, __ATOMIC_RELAXED);
+        out->refills += __atomic_load_n(&mc->refills, __ATOMIC_RELAXED);
+    }
+    gm_unlock(&registry_lock);
+    for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++) {
+        out->nmalloc[i] += orphan_mcache.nmalloc[i];
+        out->nfree[i] += orphan_mcache.nfree[i];
+    }
+    out->nfree[0] += __atomic_load_n(&shared_frees, __ATOMIC_RELAXED);
+}
+
+/* ---- initialisation and fork ---- */
+
+static void fork_prepare(void) {
+    gm_lock(&init_lock);
+    gm_lock(&registry_lock);
+    gm_lock(&orphan_lock);
+    mcentral_lock_all_for_fork();
+}
+
+static void fork_parent(void) {
+    mcentral_unlock_all_after_fork(false);
+    gm_unlock(&orphan_lock);
+    gm_unlock(&registry_lock);
+    gm_unlock(&init_lock);
+}
+
+/* The child has one thread: the other threads' caches belong to nobody now,
+ * so their spans go back to mcentral, as at thread exit. */
+static void fork_child(void) {
+    mcentral_unlock_all_after_fork(true);
+    gm_lock_reinit(&orphan_lock);
+    gm_lock_reinit(&registry_lock);
+    gm_lock_reinit(&init_lock);
+    mcache *self = gm_tls_mcache;
+    mcache *mc = registry;
+    while (mc) {
+        mcache *next = mc->next_all;
+        if (mc != self) {
+            mcache_flush(mc);
+            cache_retire_locked(mc);
+        }
+        mc = next;
+    }
+}
+
+bool mcache_global_init(void) {
+    if (likely(__atomic_load_n(&initialized, __ATOMIC_ACQUIRE)))
+        return true;
+    gm_lock(&init_lock);
+    if (!initialized) {
+        options_init();
+        if (!mheap_init()) {
+            gm_unlock(&init_lock);
+            return false;
+        }
+        pthread_key_create(&thread_key, thread_exit);
+        __atomic_store_n(&initialized, 1, __ATOMIC_RELEASE);
+    }
+    gm_unlock(&init_lock);
+    /* Registration may allocate, so it happens outside the lock, once. */
+    if (!__atomic_exchange_n(&atfork_registered, 1, __ATOMIC_ACQ_REL))
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+    return true;
+}

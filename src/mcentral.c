@@ -1,0 +1,194 @@
+/*
+ * mcentral: per span class, the spans that no thread cache owns and that
+ * have free slots (the partial list), and the rules for freeing into spans.
+ *
+ * Ownership.  A small span is either owned by exactly one mcache (it is that
+ * cache's current span for the class) or unowned.  Unowned spans with a free
+ * slot sit in their mcentral's partial list; unowned full spans sit nowhere
+ * and are found again only through frees.
+ *
+ * Slot state, per span (three bitmaps, outside user memory):
+ *   allocbits   written by the owner only.  Slot i is allocated when
+ *               i < freeindex or allocbits[i] is set (Go's rule: the owner
+ *               hands out slots upward from freeindex without touching bits).
+ *   localfree   written by the owner only: its own frees since its last sweep.
+ *   remotefree  set with atomic OR by any other thread; taken (exchanged with
+ *               0) by the owner when it sweeps.
+ * The owner folds the three together when it sweeps (its span is exhausted,
+ * or it has just taken the span) and when it gives the span back.  Stores to
+ * allocbits happen before the release store of freeindex, so a freer that
+ * loads freeindex with acquire never sees a live slot as free.
+ *
+ * The live counter.  span->live counts live objects while the span is
+ * unowned, plus SPAN_OWNED_BIAS while it is owned.  The owner never touches
+ * it on its fast paths: it counts handouts minus local frees in owner_delta
+ * and adds that when it gives the span back.  A remote free sets its bit and
+ * only then decrements live, so live is never below the true count.
+ *
+ * Who moves a span.  Whoever takes an unowned span's live count from nelems
+ * to nelems-1 (it became partly free) or from 1 to 0 (entirely free) calls
+ * reconcile(); so does the owner when it gives a span back.  reconcile()
+ * runs under the mcentral lock and looks at the current state: a span that
+ * has been taken by a cache meanwhile is left alone, an empty one goes back to
+ * mheap, a partly free one into the partial list.  It is idempotent, so an
+ * extra call is harmless, and `gen` (bumped when the span returns to mheap)
+ * makes a late call on a span that was freed and reused a no-op.  No free
+ * takes a lock unless it moves the span.
+ *
+ * Locking: one lock per span class, taken before the heap lock.
+ */
+#include "mcentral.h"
+
+#include "mheap.h"
+
+typedef struct mcentral {
+    gm_lock_t lock;
+    mspan *partial; /* doubly linked through next/prev */
+    char pad[64 - sizeof(gm_lock_t) - sizeof(mspan *)];
+} mcentral;
+
+static mcentral centrals[GM_NUM_SPAN_CLASSES] __attribute__((aligned(64)));
+
+static void list_push(mcentral *c, mspan *s) {
+    s->prev = NULL;
+    s->next = c->partial;
+    if (c->partial)
+        c->partial->prev = s;
+    c->partial = s;
+    s->listed = 1;
+}
+
+static void list_remove(mcentral *c, mspan *s) {
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->partial = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->listed = 0;
+}
+
+static void reconcile(unsigned spc, mspan *s, uint32_t gen) {
+    mcentral *c = &centrals[spc];
+    gm_lock(&c->lock);
+    if (__atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) != gen) {
+        gm_unlock(&c->lock);
+        return;
+    }
+    int64_t live = __atomic_load_n(&s->live, __ATOMIC_ACQUIRE);
+    if (live >= SPAN_OWNED_BIAS / 2) {
+        gm_unlock(&c->lock); /* a cache took it: its owner decides */
+        return;
+    }
+    if (live == 0) {
+        if (s->listed)
+            list_remove(c, s);
+        __atomic_fetch_add(&s->gen, 1, __ATOMIC_RELEASE);
+        gm_unlock(&c->lock);
+        mheap_free_span(s);
+        return;
+    }
+    if (live < s->nelems && !s->listed)
+        list_push(c, s);
+    gm_unlock(&c->lock);
+}
+
+/* The new owner folds in what other threads freed while it was unowned. */
+static void sweep_acquired(mspan *s) {
+    for (unsigned w = 0; w < s->nwords; w++) {
+        if (__atomic_load_n(&s->remotefree[w], __ATOMIC_RELAXED)) {
+            uint64_t r = __atomic_exchange_n(&s->remotefree[w], 0, __ATOMIC_ACQUIRE);
+            __atomic_store_n(&s->allocbits[w], s->allocbits[w] & ~r, __ATOMIC_RELAXED);
+        }
+    }
+    s->alloc_cache = ~s->allocbits[0];
+    s->zeroed = 0;
+}
+
+mspan *mcentral_cache_span(unsigned spc, struct mcache *owner) {
+    mcentral *c = &centrals[spc];
+    gm_lock(&c->lock);
+    mspan *s = c->partial;
+    if (s) {
+        list_remove(c, s);
+        __atomic_fetch_add(&s->live, SPAN_OWNED_BIAS, __ATOMIC_ACQ_REL);
+        __atomic_store_n(&s->owner, owner, __ATOMIC_RELAXED);
+        gm_unlock(&c->lock);
+        s->owner_delta = 0;
+        sweep_acquired(s);
+        return s;
+    }
+    gm_unlock(&c->lock);
+    mheap_scavenge_tick();
+    return mheap_alloc_small(spc, owner);
+}
+
+void mcentral_uncache_span(mspan *s) {
+    /* Fold the owner's view into allocbits: everything below freeindex was
+     * handed out, minus the owner's own frees. */
+    uint32_t fi = s->freeindex;
+    for (unsigned w = 0; w < s->nwords; w++) {
+        uint64_t handed;
+        if (w < fi >> 6)
+            handed = ~(uint64_t)0;
+        else if (w == fi >> 6)
+            handed = ((uint64_t)1 << (fi & 63)) - 1;
+        else
+            handed = 0;
+        uint64_t a = (s->allocbits[w] | handed) & ~s->localfree[w];
+        __atomic_store_n(&s->allocbits[w], a, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->localfree[w], 0, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&s->freeindex, 0, __ATOMIC_RELEASE);
+    s->alloc_cache = 0;
+    __atomic_store_n(&s->owner, NULL, __ATOMIC_RELAXED);
+    /* Read what we need before giving up ownership: from then on other
+     * threads may free the span and the struct may be reused. */
+    uint32_t gen = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
+    unsigned spc = s->spanclass;
+    int64_t nelems = s->nelems;
+    int64_t delta = s->owner_delta;
+    s->owner_delta = 0;
+    int64_t live = __atomic_add_fetch(&s->live, delta - SPAN_OWNED_BIAS, __ATOMIC_ACQ_REL);
+    if (live < nelems)
+        reconcile(spc, s, gen);
+}
+
+void mcentral_free_remote(mspan *s, uint32_t idx, const char *caller) {
+    uint32_t w = idx >> 6;
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    uint32_t gen = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
+    unsigned spc = s->spanclass;
+    int64_t nelems = s->nelems;
+    void *p = (void *)(s->base + (uintptr_t)idx * s->elemsize);
+    char msg[64];
+    if (!span_slot_live(s, idx)) {
+        gm_snprintf(msg, sizeof msg, "%s(): double free or invalid pointer", caller);
+        gm_fatal(msg, p);
+    }
+    uint64_t old = __atomic_fetch_or(&s->remotefree[w], bit, __ATOMIC_ACQ_REL);
+    if (old & bit) {
+        gm_snprintf(msg, sizeof msg, "%s(): double free", caller);
+        gm_fatal(msg, p);
+    }
+    int64_t before = __atomic_fetch_sub(&s->live, 1, __ATOMIC_ACQ_REL);
+    if (before < SPAN_OWNED_BIAS / 2 && (before == nelems || before == 1))
+        reconcile(spc, s, gen);
+}
+
+void mcentral_lock_all_for_fork(void) {
+    for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++)
+        gm_lock(&centrals[i].lock);
+    mheap_lock_for_fork();
+}
+
+void mcentral_unlock_all_after_fork(bool child) {
+    mheap_unlock_after_fork(child);
+    for (unsigned i = GM_NUM_SPAN_CLASSES; i-- > 0;) {
+        if (child)
+            gm_lock_reinit(&centrals[i].lock);
+        else
+            gm_unlock(&centrals[i].lock);
+    }
+}

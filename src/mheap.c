@@ -1,0 +1,357 @@
+/*
+ * mheap: the one heap.  It owns the page allocator, the arenas (through
+ * arena.c), the mspan structures, large objects, and the scavenger's policy.
+ *
+ * - Pages: 8 KiB.  A span is a run of pages; small-object spans come in the
+ *   page count of their size class, large spans in whatever a request needs
+ *   (aligned when asked).  Free pages coalesce implicitly in the page
+ *   allocator's bitmaps.
+ * - Span structs come from a metadata allocator fed by os_alloc_metadata and
+ *   recycled through free lists keyed by struct size; they are never unmapped,
+ *   so a stale pointer to one is always safe to read.  `gen` is never reset:
+ *   it lets mcentral recognise a span that was freed behind its back.
+ * - Scavenger: pages that stayed free for opt.scavenge_delay go back to the OS
+ *   (MADV_DONTNEED), checked at most every opt.scavenge_tick on slow paths;
+ *   free dirty pages above max(opt.retain, recent peak in-use) go back at
+ *   once, where the recent peak covers the last one or two delay windows.  Pages
+ *   just freed are the first reused (first fit), so a churn of large objects
+ *   keeps its pages resident instead of faulting them in again.
+ *
+ * Locking: heap_lock guards everything here.  It is the innermost allocator
+ * lock: mcentral may call in while holding its own lock, never the reverse.
+ */
+#include "mheap.h"
+
+#include <string.h>
+
+#include "arena.h"
+#include "mpagealloc.h"
+#include "options.h"
+#include "os.h"
+
+static gm_lock_t heap_lock = GM_LOCK_INIT;
+
+mspan gm_empty_span; /* nelems 0, alloc_cache 0: always "full" */
+
+static size_t pages_inuse;
+static size_t large_inuse_bytes, large_inuse_objects;
+static uint64_t large_allocs, large_frees, span_allocs, scavenged_bytes;
+static uint64_t spans_inuse[GM_NUM_SPAN_CLASSES];
+static uint64_t last_tick;
+/* The most pages in use in the current and the previous scavenge-delay
+ * window: what the program may well need again soon. */
+static size_t peak_cur, peak_prev;
+static uint64_t window_start;
+
+/* ---- metadata allocator for span structs ---- */
+
+#define META_SLAB (256 * 1024)
+#define META_KINDS 8
+static struct { size_t size; mspan *free; } meta_kinds[META_KINDS];
+static char *meta_cur, *meta_end;
+
+static void *meta_bump(size_t size) {
+    size = gm_align_up(size, 64);
+    if ((size_t)(meta_end - meta_cur) < size) {
+        size_t slab = size > META_SLAB ? size : META_SLAB;
+        char *p = os_alloc_metadata(slab);
+        if (!p)
+            return NULL;
+        meta_cur = p;
+        meta_end = p + slab;
+    }
+    void *r = meta_cur;
+    meta_cur += size;
+    return r;
+}
+
+static size_t span_struct_size(unsigned nwords, bool tiny) {
+    size_t sz = gm_align_up(sizeof(mspan), 16) + 3 * nwords * sizeof(uint64_t);
+    if (tiny)
+        sz += 2 * (GM_PAGE_SIZE / GM_TINY_BLOCK) * sizeof(uint32_t);
+    return sz;
+}
+
+static mspan *span_struct_alloc(size_t size) {
+    for (int i = 0; i < META_KINDS; i++) {
+        if (meta_kinds[i].size == size && meta_kinds[i].free) {
+            mspan *s = meta_kinds[i].free;
+            meta_kinds[i].free = s->next;
+            return s;
+        }
+    }
+    return meta_bump(size);
+}
+
+static void span_struct_free(mspan *s, size_t size) {
+    for (int i = 0; i < META_KINDS; i++) {
+        if (meta_kinds[i].size == size || meta_kinds[i].size == 0) {
+            meta_kinds[i].size = size;
+            s->next = meta_kinds[i].free;
+            meta_kinds[i].free = s;
+            return;
+        }
+    }
+    /* More struct sizes than kinds cannot happen (5 bitmap sizes, tiny, large). */
+}
+
+static size_t span_size_of(const mspan *s) {
+    return span_struct_size(s->nwords, s->spanclass == GM_TINY_SPAN_CLASS);
+}
+
+/* Fills a struct for a new span, keeping `gen` from its previous life. */
+static void span_setup(mspan *s, uintptr_t base, size_t npages, unsigned spc, unsigned nwords) {
+    uint32_t gen = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
+    memset(s, 0, span_struct_size(nwords, spc == GM_TINY_SPAN_CLASS));
+    s->gen = gen;
+    s->base = base;
+    s->npages = (uint32_t)npages;
+    s->spanclass = (uint8_t)spc;
+    s->nwords = (uint16_t)nwords;
+    if (nwords) {
+        uint64_t *bits = (uint64_t *)((char *)s + gm_align_up(sizeof(mspan), 16));
+        s->allocbits = bits;
+        s->localfree = bits + nwords;
+        s->remotefree = bits + 2 * nwords;
+        if (spc == GM_TINY_SPAN_CLASS) {
+            s->tiny_alloc = (uint32_t *)(bits + 3 * nwords);
+            s->tiny_freed = s->tiny_alloc + GM_PAGE_SIZE / GM_TINY_BLOCK;
+        }
+    }
+}
+
+/* ---- pages ---- */
+
+static void release_to_os(uintptr_t addr, size_t bytes) {
+    os_release((void *)addr, bytes);
+    scavenged_bytes += bytes;
+}
+
+/* Free dirty pages over the retain limit go back now; pages free for longer
+ * than the delay go back on each tick. */
+static void scavenge_locked(uint64_t now) {
+    if (now - window_start >= gm_opt.scavenge_delay_ns) {
+        peak_prev = peak_cur;
+        peak_cur = pages_inuse;
+        window_start = now;
+    }
+    size_t dirty = pagealloc_free_pages() - pagealloc_scav_pages();
+    size_t limit = gm_opt.retain_bytes >> GM_PAGE_SHIFT;
+    if (limit < peak_cur)
+        limit = peak_cur;
+    if (limit < peak_prev)
+        limit = peak_prev;
+    if (dirty > limit)
+        dirty -= pagealloc_scavenge(dirty - limit, UINT64_MAX, release_to_os);
+    if (dirty && now - last_tick >= gm_opt.scavenge_tick_ns) {
+        last_tick = now;
+        if (now > gm_opt.scavenge_delay_ns)
+            pagealloc_scavenge(SIZE_MAX, now - gm_opt.scavenge_delay_ns, release_to_os);
+    }
+}
+
+static uintptr_t alloc_pages(size_t npages, size_t align_pages, bool *zeroed) {
+    size_t nscav = 0;
+    uintptr_t a = pagealloc_alloc(npages, align_pages, &nscav);
+    if (!a) {
+        size_t want = npages + (align_pages > 1 ? align_pages : 0);
+        if (want > (GM_HEAP_RANGE >> GM_PAGE_SHIFT))
+            return 0;
+        size_t bytes = want << GM_PAGE_SHIFT;
+        if (bytes < gm_opt.grow_bytes)
+            bytes = gm_opt.grow_bytes;
+        uintptr_t addr;
+        size_t got;
+        if (!arena_grow(bytes, &addr, &got) || !pagealloc_grow(addr, got >> GM_PAGE_SHIFT))
+            return 0;
+        a = pagealloc_alloc(npages, align_pages, &nscav);
+        if (!a)
+            return 0;
+    }
+    *zeroed = nscav == npages;
+    pages_inuse += npages;
+    if (pages_inuse > peak_cur)
+        peak_cur = pages_inuse;
+    return a;
+}
+
+static void free_pages(uintptr_t base, size_t npages) {
+    uint64_t now = gm_nanotime();
+    pagealloc_free(base, npages, now);
+    pages_inuse -= npages;
+    scavenge_locked(now);
+}
+
+/* ---- the API ---- */
+
+bool mheap_init(void) {
+    gm_lock(&heap_lock);
+    bool ok = arena_init() && pagealloc_init(gm_heap_base);
+    gm_unlock(&heap_lock);
+    return ok;
+}
+
+static unsigned nwords_for(unsigned nelems) {
+    unsigned w = (nelems + 63) / 64;
+    unsigned p = 1;
+    while (p < w)
+        p <<= 1;
+    return p; /* power of two: few distinct struct sizes to recycle */
+}
+
+mspan *mheap_alloc_small(unsigned spc, struct mcache *owner) {
+    unsigned sc = spc == GM_TINY_SPAN_CLASS ? gm_size_to_class(GM_TINY_BLOCK) : spc;
+    size_t npages = gm_class_npages[sc];
+    unsigned nelems = gm_class_nobjs[sc];
+    unsigned nwords = nwords_for(nelems);
+
+    gm_lock(&heap_lock);
+    bool zeroed;
+    uintptr_t base = alloc_pages(npages, 1, &zeroed);
+    mspan *s = base ? span_struct_alloc(span_struct_size(nwords, spc == GM_TINY_SPAN_CLASS)) : NULL;
+    if (!s) {
+        if (base)
+            free_pages(base, npages);
+        gm_unlock(&heap_lock);
+        return NULL;
+    }
+    span_setup(s, base, npages, spc, nwords);
+    s->state = SPAN_SMALL;
+    s->zeroed = zeroed;
+    s->elemsize = gm_class_size[sc];
+    s->divmagic = gm_class_divmagic[sc];
+    s->nelems = (uint16_t)nelems;
+    s->alloc_cache = ~(uint64_t)0;
+    s->live = SPAN_OWNED_BIAS;
+    s->owner = owner;
+    spanmap_set(base, npages, s);
+    span_allocs++;
+    spans_inuse[spc]++;
+    gm_unlock(&heap_lock);
+    return s;
+}
+
+mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size) {
+    gm_lock(&heap_lock);
+    bool zeroed;
+    uintptr_t base = alloc_pages(npages, align_pages, &zeroed);
+    mspan *s = base ? span_struct_alloc(span_struct_size(0, false)) : NULL;
+    if (!s) {
+        if (base)
+            free_pages(base, npages);
+        gm_unlock(&heap_lock);
+        return NULL;
+    }
+    span_setup(s, base, npages, 0, 0);
+    s->state = SPAN_LARGE;
+    s->zeroed = zeroed;
+    s->nelems = 1;
+    s->large_size = size;
+    spanmap_set(base, 1, s);
+    span_allocs++;
+    large_allocs++;
+    large_inuse_objects++;
+    large_inuse_bytes += npages << GM_PAGE_SHIFT;
+    gm_unlock(&heap_lock);
+    return s;
+}
+
+void mheap_free_span(mspan *s) {
+    gm_lock(&heap_lock);
+    spanmap_set(s->base, s->npages, NULL);
+    s->state = SPAN_DEAD;
+    __atomic_fetch_add(&s->gen, 1, __ATOMIC_RELEASE);
+    spans_inuse[s->spanclass]--;
+    uintptr_t base = s->base;
+    size_t npages = s->npages;
+    span_struct_free(s, span_size_of(s));
+    free_pages(base, npages);
+    gm_unlock(&heap_lock);
+}
+
+void mheap_free_large(mspan *s, void *p, const char *caller) {
+    gm_lock(&heap_lock);
+    if (s->state != SPAN_LARGE || s->base != (uintptr_t)p) {
+        gm_unlock(&heap_lock);
+        char msg[64];
+        gm_snprintf(msg, sizeof msg, "%s(): double free or invalid pointer", caller);
+        gm_fatal(msg, p);
+    }
+    spanmap_set(s->base, 1, NULL);
+    s->state = SPAN_DEAD;
+    __atomic_fetch_add(&s->gen, 1, __ATOMIC_RELEASE);
+    large_frees++;
+    large_inuse_objects--;
+    large_inuse_bytes -= (size_t)s->npages << GM_PAGE_SHIFT;
+    uintptr_t base = s->base;
+    size_t npages = s->npages;
+    span_struct_free(s, span_size_of(s));
+    free_pages(base, npages);
+    gm_unlock(&heap_lock);
+}
+
+bool mheap_resize_large(mspan *s, size_t npages, size_t size) {
+    bool ok = true;
+    gm_lock(&heap_lock);
+    size_t old = s->npages;
+    if (npages < old) {
+        free_pages(s->base + (npages << GM_PAGE_SHIFT), old - npages);
+    } else if (npages > old) {
+        size_t nscav;
+        ok = pagealloc_alloc_at(s->base + (old << GM_PAGE_SHIFT), npages - old, &nscav);
+        if (ok)
+            pages_inuse += npages - old;
+    }
+    if (ok) {
+        large_inuse_bytes += (npages << GM_PAGE_SHIFT);
+        large_inuse_bytes -= (old << GM_PAGE_SHIFT);
+        s->npages = (uint32_t)npages;
+        s->large_size = size;
+    }
+    gm_unlock(&heap_lock);
+    return ok;
+}
+
+size_t mheap_release_all(void) {
+    gm_lock(&heap_lock);
+    size_t n = pagealloc_scavenge(SIZE_MAX, UINT64_MAX, release_to_os);
+    gm_unlock(&heap_lock);
+    return n << GM_PAGE_SHIFT;
+}
+
+void mheap_scavenge_tick(void) {
+    uint64_t now = gm_nanotime();
+    if (now - __atomic_load_n(&last_tick, __ATOMIC_RELAXED) < gm_opt.scavenge_tick_ns)
+        return;
+    if (!gm_trylock(&heap_lock))
+        return;
+    scavenge_locked(now);
+    gm_unlock(&heap_lock);
+}
+
+void mheap_lock_for_fork(void) { gm_lock(&heap_lock); }
+
+void mheap_unlock_after_fork(bool child) {
+    if (child)
+        gm_lock_reinit(&heap_lock);
+    else
+        gm_unlock(&heap_lock);
+}
+
+void mheap_read_stats(mheap_stats *out) {
+    gm_lock(&heap_lock);
+    out->sys = arena_committed_bytes();
+    out->inuse = pages_inuse << GM_PAGE_SHIFT;
+    out->idle = out->sys - out->inuse;
+    out->released = pagealloc_scav_pages() << GM_PAGE_SHIFT;
+    out->meta = os_metadata_bytes();
+    out->large_inuse_bytes = large_inuse_bytes;
+    out->large_inuse_objects = large_inuse_objects;
+    out->large_allocs = large_allocs;
+    out->large_frees = large_frees;
+    out->span_allocs = span_allocs;
+    out->os_maps = arena_os_maps();
+    out->scavenged_bytes = scavenged_bytes;
+    memcpy(out->spans_inuse, spans_inuse, sizeof spans_inuse);
+    gm_unlock(&heap_lock);
+}

@@ -1,0 +1,437 @@
+/*
+ * The page allocator.  It owns the state of every 8 KiB page of the heap
+ * window [base, base + GM_HEAP_RANGE): in use or free, and for a free page
+ * whether it has been handed back to the OS (scavenged, so it reads as zero).
+ *
+ * Pages are grouped into chunks of 512 (4 MiB).  Every chunk has two 512-bit
+ * maps, alloc (1 = in use) and scav (1 = free and released), the time of the
+ * last free into it, and the number of its free pages not yet released.
+ *
+ * Above the chunks sits an implicit radix tree of summaries, one array per
+ * level: 64 root entries of 16 GiB, then 8 children per entry, down to one
+ * leaf per chunk (2^18 leaves).  A summary gives three free runs of its
+ * region in pages: the run at its start, the longest run, the run at its end.
+ * That is all a first-fit search needs: the earliest run of n pages either
+ * lies inside a single entry (its max is >= n, so descend into it) or crosses
+ * entries (the end of one entry plus the starts of those after it).  Freeing
+ * only clears bits and recomputes the summaries above them, so neighbouring
+ * free runs coalesce without any extra work.
+ *
+ * Invariants:
+ *  - each inner summary is the merge of its 8 children, and each leaf agrees
+ *    with its chunk's alloc map;
+ *  - chunks never grown into the heap count as fully in use: their summaries
+ *    are zero and their maps are never consulted;
+ *  - a scav bit is only ever set on a free page; nunscav[c] counts the free
+ *    pages of chunk c whose scav bit is clear, and bit c of `dirty` is set
+ *    exactly when that count is nonzero.
+ *
+ * All metadata is reserved once by pagealloc_init as lazily-mapped zero
+ * pages; only the parts that describe grown chunks are ever touched.  There
+ * is no lock here: mheap calls in with the heap lock held.  Nothing here
+ * calls malloc or stdio.
+ */
+#include "mpagealloc.h"
+
+#include "os.h"
+
+#define CP GM_CHUNK_PAGES                                            /* pages per chunk */
+#define WORDS 8                                                      /* map words per chunk */
+#define NCHUNKS ((size_t)1 << (GM_HEAP_RANGE_SHIFT - GM_CHUNK_SHIFT)) /* 2^18 */
+#define NPAGES ((size_t)1 << (GM_HEAP_RANGE_SHIFT - GM_PAGE_SHIFT))
+#define LEVELS 5
+#define FANOUT_BITS 3
+#define NONE SIZE_MAX
+
+/* log2 of the chunks under one entry of level l (root 12, leaf 0). */
+#define LEVEL_SHIFT(l) (FANOUT_BITS * (LEVELS - 1 - (l)))
+_Static_assert(6 + LEVEL_SHIFT(0) == GM_HEAP_RANGE_SHIFT - GM_CHUNK_SHIFT,
+               "root level must have 64 entries");
+_Static_assert(GM_CHUNK_PAGES == 512, "chunk maps assume 512 pages");
+
+typedef struct { uint32_t start, max, end; } psum_t;
+typedef struct { uint64_t alloc[WORDS], scav[WORDS]; } chunk_t;
+
+static struct {
+    uintptr_t base;
+    psum_t *sum[LEVELS];
+    chunk_t *chunk;
+    uint64_t *last_free; /* per chunk: time of the last free into it */
+    uint16_t *nunscav;   /* per chunk: free pages not yet released */
+    uint64_t *grown;     /* bit per chunk: part of the heap */
+    uint64_t *dirty;     /* bit per chunk: nunscav != 0 */
+    size_t lo, hi;       /* grown chunks all lie in [lo, hi) */
+    size_t total, nfree, nscav;
+} pa;
+
+static const psum_t sum_full = { CP, CP, CP };
+
+static inline size_t entry_pages(int l) { return CP << LEVEL_SHIFT(l); }
+static inline bool bit_test(const uint64_t *b, size_t i) { return b[i >> 6] >> (i & 63) & 1; }
+static inline void bit_set(uint64_t *b, size_t i) { b[i >> 6] |= (uint64_t)1 << (i & 63); }
+static inline void bit_clear(uint64_t *b, size_t i) { b[i >> 6] &= ~((uint64_t)1 << (i & 63)); }
+
+/* Bits [lo, hi) of word w of a chunk map, for 0 <= lo < hi <= 512. */
+static inline uint64_t word_mask(size_t w, size_t lo, size_t hi) {
+    size_t a = w * 64 > lo ? 0 : lo - w * 64;
+    size_t b = hi - w * 64 >= 64 ? 64 : hi - w * 64;
+    return (~(uint64_t)0 >> (64 - (b - a))) << a;
+}
+
+/* ---- summaries ---- */
+
+/* Longest run of zero bits in x. */
+static unsigned zero_run_max(uint64_t x) {
+    uint64_t y = ~x;
+    unsigned n = 0;
+    while (y) {
+        y &= y << 1;
+        n++;
+    }
+    return n;
+}
+
+static psum_t chunk_summary(const uint64_t *a) {
+    uint32_t start = 0, max = 0, run = 0;
+    bool at_start = true;
+    for (int w = 0; w < WORDS; w++) {
+        uint64_t x = a[w];
+        if (x == 0) {
+            run += 64;
+            continue;
+        }
+        run += (uint32_t)__builtin_ctzll(x);
+        if (at_start) start = run, at_start = false;
+        if (run > max) max = run;
+        if (64 - (uint32_t)__builtin_popcountll(x) > max) {
+            uint32_t in = zero_run_max(x);
+            if (in > max) max = in;
+        }
+        run = (uint32_t)__builtin_clzll(x);
+    }
+    if (at_start) start = run;
+    if (run > max) max = run;
+    return (psum_t){ start, max, run };
+}
+
+static psum_t merge(const psum_t *c, uint32_t child_pages) {
+    psum_t s = c[0];
+    for (uint32_t i = 1; i < 1u << FANOUT_BITS; i++) {
+        if (s.start == i * child_pages) s.start += c[i].start;
+        if (s.end + c[i].start > s.max) s.max = s.end + c[i].start;
+        if (c[i].max > s.max) s.max = c[i].max;
+        s.end = c[i].start == child_pages ? s.end + child_pages : c[i].end;
+    }
+    return s;
+}
+
+/* Leaves [c0, c1] changed: recompute their ancestors. */
+static void update_ancestors(size_t c0, size_t c1) {
+    for (int l = LEVELS - 1; l > 0; l--) {
+        c0 >>= FANOUT_BITS, c1 >>= FANOUT_BITS;
+        for (size_t i = c0; i <= c1; i++)
+            pa.sum[l - 1][i] = merge(&pa.sum[l][i << FANOUT_BITS], (uint32_t)entry_pages(l));
+    }
+}
+
+/* ---- first-fit search ---- */
+
+/* Scan state, in page indexes: the free run ending at the cursor. */
+typedef struct { size_t n, from, run, base; } finder_t;
+
+/* Lowest q with bits q .. q+n-1 of x all clear, or 64; 1 <= n < 64. */
+static unsigned find_zeros(uint64_t x, unsigned n) {
+    uint64_t y = ~x; /* each surviving bit q stands for `have` clear bits from q up */
+    for (unsigned have = 1; have < n;) {
+        unsigned s = have < n - have ? have : n - have;
+        y &= y >> s;
+        have += s;
+    }
+    return y ? (unsigned)__builtin_ctzll(y) : 64;
+}
+
+static size_t find_in_chunk(finder_t *f, size_t c) {
+    const uint64_t *a = pa.chunk[c].alloc;
+    size_t p0 = c * CP, w = 0;
+    uint64_t below = 0; /* pages under `from` count as in use */
+    if (f->from > p0) {
+        size_t o = f->from - p0;
+        w = o >> 6;
+        below = ((uint64_t)1 << (o & 63)) - 1;
+        f->run = 0;
+    }
+    for (; w < WORDS; w++, below = 0) {
+        uint64_t x = a[w] | below;
+        size_t wp = p0 + w * 64;
+        if (x == 0) {
+            if (!f->run) f->base = wp;
+            if ((f->run += 64) >= f->n) return f->base;
+            continue;
+        }
+        if (f->run + (size_t)__builtin_ctzll(x) >= f->n) return f->run ? f->base : wp;
+        if (f->n < 64) {
+            unsigned q = find_zeros(x, (unsigned)f->n);
+            if (q < 64) return wp + q;
+        }
+        f->run = (size_t)__builtin_clzll(x);
+        f->base = wp + 64 - f->run;
+    }
+    return NONE;
+}
+
+/* Scans entry i of level l in address order, carrying the run across
+ * entries.  Returns the first page of the earliest fit at or above f->from. */
+static size_t find_in(finder_t *f, int l, size_t i) {
+    size_t ep = entry_pages(l), p0 = i * ep, p1 = p0 + ep;
+    psum_t s = pa.sum[l][i];
+    if (p1 <= f->from) {
+        f->run = 0;
+        return NONE;
+    }
+    if (p0 >= f->from) {
+        if (f->run + s.start >= f->n) return f->run ? f->base : p0;
+        if (s.max < f->n) { /* no fit inside; only the end run carries on */
+            if (s.start == ep) {
+                if (!f->run) f->base = p0;
+                f->run += ep;
+            } else {
+                f->run = s.end;
+                f->base = p1 - s.end;
+            }
+            return NONE;
+        }
+        /* A fit lies inside: the descent below will find it. */
+    } else if (s.max < f->n) { /* straddles `from`: only its end run counts */
+        f->run = s.end < p1 - f->from ? s.end : p1 - f->from;
+        f->base = p1 - f->run;
+        return NONE;
+    }
+    if (l == LEVELS - 1) return find_in_chunk(f, i);
+    for (size_t c = i << FANOUT_BITS; c < (i + 1) << FANOUT_BITS; c++) {
+        size_t r = find_in(f, l + 1, c);
+        if (r != NONE) return r;
+    }
+    return NONE;
+}
+
+/* First page p >= from with [p, p + n) free, or NONE. */
+static size_t find(size_t n, size_t from) {
+    if (from < pa.lo * CP) from = pa.lo * CP;
+    if (from >= pa.hi * CP) return NONE;
+    finder_t f = { n, from, 0, 0 };
+    size_t last = (pa.hi - 1) >> LEVEL_SHIFT(0);
+    for (size_t i = from / entry_pages(0); i <= last; i++) {
+        size_t r = find_in(&f, 0, i);
+        if (r != NONE) return r;
+    }
+    return NONE;
+}
+
+/* ---- range updates ---- */
+
+/* Marks [p, p + n) in use (all free and grown); returns how many of the
+ * pages were scavenged. */
+static size_t alloc_range(size_t p, size_t n) {
+    size_t c0 = p / CP, c1 = (p + n - 1) / CP, scav = 0;
+    for (size_t c = c0; c <= c1; c++) {
+        size_t lo = c == c0 ? p % CP : 0, hi = c == c1 ? (p + n - 1) % CP + 1 : CP, s = 0;
+        chunk_t *k = &pa.chunk[c];
+        for (size_t w = lo >> 6; w <= (hi - 1) >> 6; w++) {
+            uint64_t m = word_mask(w, lo, hi);
+            k->alloc[w] |= m;
+            s += (size_t)__builtin_popcountll(k->scav[w] & m);
+            k->scav[w] &= ~m;
+        }
+        pa.nunscav[c] = (uint16_t)(pa.nunscav[c] - (hi - lo - s));
+        if (!pa.nunscav[c]) bit_clear(pa.dirty, c);
+        pa.sum[LEVELS - 1][c] = hi - lo == CP ? (psum_t){ 0, 0, 0 } : chunk_summary(k->alloc);
+        scav += s;
+    }
+    update_ancestors(c0, c1);
+    pa.nfree -= n;
+    pa.nscav -= scav;
+    return scav;
+}
+
+static void free_range(size_t p, size_t n, uint64_t now) {
+    size_t c0 = p / CP, c1 = (p + n - 1) / CP;
+    for (size_t c = c0; c <= c1; c++) {
+        size_t lo = c == c0 ? p % CP : 0, hi = c == c1 ? (p + n - 1) % CP + 1 : CP;
+        chunk_t *k = &pa.chunk[c];
+        for (size_t w = lo >> 6; w <= (hi - 1) >> 6; w++)
+            k->alloc[w] &= ~word_mask(w, lo, hi);
+        pa.nunscav[c] = (uint16_t)(pa.nunscav[c] + (hi - lo));
+        bit_set(pa.dirty, c);
+        pa.last_free[c] = now;
+        pa.sum[LEVELS - 1][c] = hi - lo == CP ? sum_full : chunk_summary(k->alloc);
+    }
+    update_ancestors(c0, c1);
+    pa.nfree += n;
+}
+
+/* Are all pages of [p, p + n) grown and in the state `used`? */
+static bool range_is(size_t p, size_t n, bool used) {
+    size_t c0 = p / CP, c1 = (p + n - 1) / CP;
+    for (size_t c = c0; c <= c1; c++) {
+        size_t lo = c == c0 ? p % CP : 0, hi = c == c1 ? (p + n - 1) % CP + 1 : CP;
+        if (!bit_test(pa.grown, c)) return false;
+        const uint64_t *a = pa.chunk[c].alloc;
+        for (size_t w = lo >> 6; w <= (hi - 1) >> 6; w++) {
+            uint64_t m = word_mask(w, lo, hi);
+            if ((a[w] & m) != (used ? m : 0)) return false;
+        }
+    }
+    return true;
+}
+
+/* Page index of addr, or NONE if [addr, addr + npages pages) is not a
+ * nonempty page-aligned range of the window. */
+static size_t page_index(uintptr_t addr, size_t npages) {
+    if (addr < pa.base || (addr & (GM_PAGE_SIZE - 1)) || npages == 0) return NONE;
+    size_t p = (addr - pa.base) >> GM_PAGE_SHIFT;
+    if (p >= NPAGES || npages > NPAGES - p) return NONE;
+    return p;
+}
+
+/* ---- interface ---- */
+
+bool pagealloc_init(uintptr_t base) {
+    size_t nsum = 0;
+    for (int l = 0; l < LEVELS; l++) nsum += NCHUNKS >> LEVEL_SHIFT(l);
+    size_t bytes = NCHUNKS * sizeof(chunk_t) + NCHUNKS * sizeof(uint64_t) /* last_free */
+                   + 2 * (NCHUNKS / 8)                                  /* grown, dirty */
+                   + nsum * sizeof(psum_t) + NCHUNKS * sizeof(uint16_t);
+    char *m = os_alloc_metadata(bytes);
+    if (!m) return false;
+    /* A second init (tests only) starts over with fresh zeroed metadata. */
+    pa = (__typeof__(pa)){ .base = base };
+    pa.chunk = (chunk_t *)m, m += NCHUNKS * sizeof(chunk_t);
+    pa.last_free = (uint64_t *)m, m += NCHUNKS * sizeof(uint64_t);
+    pa.grown = (uint64_t *)m, m += NCHUNKS / 8;
+    pa.dirty = (uint64_t *)m, m += NCHUNKS / 8;
+    for (int l = 0; l < LEVELS; l++)
+        pa.sum[l] = (psum_t *)m, m += (NCHUNKS >> LEVEL_SHIFT(l)) * sizeof(psum_t);
+    pa.nunscav = (uint16_t *)m;
+    return true;
+}
+
+bool pagealloc_grow(uintptr_t addr, size_t npages) {
+    size_t p = page_index(addr, npages);
+    if (p == NONE || p % CP || npages % CP) return false;
+    size_t c0 = p / CP, c1 = c0 + npages / CP;
+    for (size_t c = c0; c < c1; c++)
+        if (bit_test(pa.grown, c)) return false;
+    for (size_t c = c0; c < c1; c++) {
+        bit_set(pa.grown, c);
+        for (int w = 0; w < WORDS; w++) pa.chunk[c].alloc[w] = 0, pa.chunk[c].scav[w] = ~(uint64_t)0;
+        pa.nunscav[c] = 0;
+        pa.last_free[c] = 0;
+        pa.sum[LEVELS - 1][c] = sum_full;
+    }
+    update_ancestors(c0, c1 - 1);
+    if (pa.hi == 0 || c0 < pa.lo) pa.lo = c0;
+    if (c1 > pa.hi) pa.hi = c1;
+    pa.total += npages;
+    pa.nfree += npages;
+    pa.nscav += npages;
+    return true;
+}
+
+uintptr_t pagealloc_alloc(size_t npages, size_t align_pages, size_t *nscav) {
+    if (npages == 0 || npages > pa.nfree) return 0;
+    if (align_pages == 0) align_pages = 1;
+    /* Alignment is of the address, so of the absolute page number.  Each
+     * miss moves the search to the next aligned candidate past it. */
+    size_t bp = pa.base >> GM_PAGE_SHIFT, from = 0, p;
+    for (;;) {
+        if ((p = find(npages, from)) == NONE) return 0;
+        size_t a = gm_align_up(bp + p, align_pages) - bp;
+        if (a == p) break;
+        from = a;
+    }
+    size_t s = alloc_range(p, npages);
+    if (nscav) *nscav = s;
+    return pa.base + (p << GM_PAGE_SHIFT);
+}
+
+bool pagealloc_alloc_at(uintptr_t addr, size_t npages, size_t *nscav) {
+    size_t p = page_index(addr, npages);
+    if (p == NONE || !range_is(p, npages, false)) return false;
+    size_t s = alloc_range(p, npages);
+    if (nscav) *nscav = s;
+    return true;
+}
+
+void pagealloc_free(uintptr_t addr, size_t npages, uint64_t now) {
+    if (npages == 0) return;
+    size_t p = page_index(addr, npages);
+    if (p == NONE || !range_is(p, npages, true))
+        gm_fatal("page allocator: freeing pages that are not in use", (const void *)addr);
+    free_range(p, npages, now);
+}
+
+/* Highest index <= p whose bit in b equals v, or -1. */
+static int prev_bit(const uint64_t *b, int p, bool v) {
+    while (p >= 0) {
+        int w = p >> 6;
+        uint64_t x = (v ? b[w] : ~b[w]) & (~(uint64_t)0 >> (63 - (p & 63)));
+        if (x) return (w << 6) + 63 - __builtin_clzll(x);
+        p = (w << 6) - 1;
+    }
+    return -1;
+}
+
+/* Releases free, unreleased runs of chunk c from the top down, at most
+ * limit pages. */
+static size_t scavenge_chunk(size_t c, size_t limit, void (*release)(uintptr_t, size_t)) {
+    chunk_t *k = &pa.chunk[c];
+    uint64_t cand[WORDS];
+    for (int w = 0; w < WORDS; w++) cand[w] = ~(k->alloc[w] | k->scav[w]);
+    size_t done = 0;
+    for (int p = CP - 1; done < limit;) {
+        int top = prev_bit(cand, p, true);
+        if (top < 0) break;
+        int bot = prev_bit(cand, top, false) + 1;
+        if ((size_t)(top + 1 - bot) > limit - done) bot = top + 1 - (int)(limit - done);
+        release(pa.base + ((c * CP + (size_t)bot) << GM_PAGE_SHIFT),
+                (size_t)(top + 1 - bot) << GM_PAGE_SHIFT);
+        for (size_t w = (size_t)bot >> 6; w <= (size_t)top >> 6; w++)
+            k->scav[w] |= word_mask(w, (size_t)bot, (size_t)top + 1);
+        done += (size_t)(top + 1 - bot);
+        p = bot - 1;
+    }
+    pa.nunscav[c] = (uint16_t)(pa.nunscav[c] - done);
+    if (!pa.nunscav[c]) bit_clear(pa.dirty, c);
+    pa.nscav += done;
+    return done;
+}
+
+size_t pagealloc_scavenge(size_t max_pages, uint64_t older_than,
+                          void (*release)(uintptr_t addr, size_t bytes)) {
+    size_t done = 0;
+    for (size_t c = pa.hi; done < max_pages && c-- > pa.lo;) {
+        /* Skip chunks with nothing to release, 64 at a time. */
+        uint64_t d = pa.dirty[c >> 6] & (~(uint64_t)0 >> (63 - (c & 63)));
+        if (!d) {
+            c &= ~(size_t)63;
+            continue;
+        }
+        c = (c & ~(size_t)63) + 63 - (size_t)__builtin_clzll(d);
+        if (pa.last_free[c] <= older_than) done += scavenge_chunk(c, max_pages - done, release);
+    }
+    return done;
+}
+
+size_t pagealloc_total_pages(void) { return pa.total; }
+size_t pagealloc_free_pages(void) { return pa.nfree; }
+size_t pagealloc_scav_pages(void) { return pa.nscav; }
+
+bool pagealloc_page_allocated(uintptr_t addr) {
+    size_t p = page_index(addr & ~(uintptr_t)(GM_PAGE_SIZE - 1), 1);
+    return p == NONE || !bit_test(pa.grown, p / CP) || bit_test(pa.chunk[p / CP].alloc, p % CP);
+}
+
+bool pagealloc_page_scavenged(uintptr_t addr) {
+    size_t p = page_index(addr & ~(uintptr_t)(GM_PAGE_SIZE - 1), 1);
+    return p != NONE && bit_test(pa.grown, p / CP) && bit_test(pa.chunk[p / CP].scav, p % CP);
+}

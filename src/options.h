@@ -1,0 +1,24 @@
+/*
+ * Options: read once from the environment (GOMALLOC_*) at initialisation.
+ * Offered to every tier as the read-only struct gm_opt.
+ */
+#ifndef GM_OPTIONS_H
+#define GM_OPTIONS_H
+
+#include "common.h"
+
+typedef struct gm_options {
+    bool tiny;                  /* GOMALLOC_TINY: pack < 16 B requests (default 1) */
+    bool stats_at_exit;         /* GOMALLOC_STATS: heap report on stderr at exit */
+    uint64_t scavenge_delay_ns; /* GOMALLOC_SCAVENGE_DELAY_MS: free this long -> OS (500) */
+    uint64_t scavenge_tick_ns;  /* how often the delay is checked (100 ms) */
+    size_t retain_bytes;        /* GOMALLOC_RETAIN_MB: free memory always kept resident (64) */
+    size_t grow_bytes;          /* the heap grows by at least this much (4 MiB) */
+} gm_options;
+
+extern gm_options gm_opt GM_INTERNAL;
+
+/* Reads the environment; safe before libc has finished starting. */
+GM_INTERNAL void options_init(void);
+
+#endif
