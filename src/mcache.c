@@ -236,7 +236,11 @@ void *mcache_alloc_slow(mcache *mc, unsigned spc) {
         idx = span_next_free(s);
         if (idx < s->nelems)
             goto found;
-        if (span_sweep_exhausted(s) > 0) {
+        /* Keep the span if the sweep found a worthwhile number of free
+         * slots (the same mark mcentral lists spans at); otherwise trade it
+         * for one with more room. */
+        uint32_t enough = s->nelems / 8 ? s->nelems / 8 : 1;
+        if (span_sweep_exhausted(s) >= enough) {
             idx = span_next_free(s);
             goto found;
         }

@@ -25,9 +25,9 @@
  * and adds that when it gives the span back.  A remote free sets its bit and
  * only then decrements live, so live is never below the true count.
  *
- * Who moves a span.  Whoever takes an unowned span's live count from nelems
- * to nelems-1 (it became partly free) or from 1 to 0 (entirely free) calls
- * reconcile(); so does the owner when it gives a span back.  reconcile()
+ * Who moves a span.  Whoever takes an unowned span's live count down to the
+ * list mark (enough of it became free, see list_mark) or from 1 to 0
+ * (entirely free) calls reconcile(); so does the owner when it gives a span back.  reconcile()
  * runs under the mcentral lock and looks at the current state: a span that
  * has been taken by a cache meanwhile is left alone, an empty one goes back to
  * mheap, a partly free one into the partial list.  It is idempotent, so an
@@ -69,6 +69,16 @@ static void list_remove(mcentral *c, mspan *s) {
     s->listed = 0;
 }
 
+/* An unowned span joins the partial list once at least an eighth of its
+ * slots (at least one) are free: a cache that takes it then gets a run of
+ * allocations out of it, instead of one slot per trip through the lock.  The
+ * few slots of a span below that mark wait for more frees (bounded waste,
+ * like a size class's tail). */
+static inline int64_t list_mark(int64_t nelems) {
+    int64_t t = nelems / 8;
+    return nelems - (t ? t : 1);
+}
+
 static void reconcile(unsigned spc, mspan *s, uint32_t gen) {
     mcentral *c = &centrals[spc];
     gm_lock(&c->lock);
@@ -89,7 +99,7 @@ static void reconcile(unsigned spc, mspan *s, uint32_t gen) {
         mheap_free_span(s);
         return;
     }
-    if (live < s->nelems && !s->listed)
+    if (live <= list_mark(s->nelems) && !s->listed)
         list_push(c, s);
     gm_unlock(&c->lock);
 }
@@ -151,7 +161,7 @@ void mcentral_uncache_span(mspan *s) {
     int64_t delta = s->owner_delta;
     s->owner_delta = 0;
     int64_t live = __atomic_add_fetch(&s->live, delta - SPAN_OWNED_BIAS, __ATOMIC_ACQ_REL);
-    if (live < nelems)
+    if (live <= list_mark(nelems))
         reconcile(spc, s, gen);
 }
 
@@ -173,7 +183,7 @@ void mcentral_free_remote(mspan *s, uint32_t idx, const char *caller) {
         gm_fatal(msg, p);
     }
     int64_t before = __atomic_fetch_sub(&s->live, 1, __ATOMIC_ACQ_REL);
-    if (before < SPAN_OWNED_BIAS / 2 && (before == nelems || before == 1))
+    if (before < SPAN_OWNED_BIAS / 2 && (before == list_mark(nelems) + 1 || before == 1))
         reconcile(spc, s, gen);
 }
 

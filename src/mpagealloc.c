@@ -80,15 +80,17 @@ static inline uint64_t word_mask(size_t w, size_t lo, size_t hi) {
 
 /* ---- summaries ---- */
 
-/* Longest run of zero bits in x. */
-static unsigned zero_run_max(uint64_t x) {
-    uint64_t y = ~x;
-    unsigned n = 0;
-    while (y) {
-        y &= y << 1;
-        n++;
+/* Bits q of y such that bits q .. q+n-1 are all set (runs of n or more
+ * ones, marked at their first n-1 positions too); 1 <= n <= 64. */
+static uint64_t ones_runs(uint64_t y, unsigned n) {
+    /* Each surviving bit stands for `have` set bits from it upward; one
+     * shift-and doubles that, so this takes log2(n) steps. */
+    for (unsigned have = 1; have < n;) {
+        unsigned s = have < n - have ? have : n - have;
+        y &= y >> s;
+        have += s;
     }
-    return n;
+    return y;
 }
 
 static psum_t chunk_summary(const uint64_t *a) {
@@ -103,9 +105,8 @@ static psum_t chunk_summary(const uint64_t *a) {
         run += (uint32_t)__builtin_ctzll(x);
         if (at_start) start = run, at_start = false;
         if (run > max) max = run;
-        if (64 - (uint32_t)__builtin_popcountll(x) > max) {
-            uint32_t in = zero_run_max(x);
-            if (in > max) max = in;
+        if (max < 63) { /* a longer run inside this word?  max only grows */
+            for (uint64_t y = ones_runs(~x, max + 1); y; y &= y >> 1) max++;
         }
         run = (uint32_t)__builtin_clzll(x);
     }
@@ -125,12 +126,18 @@ static psum_t merge(const psum_t *c, uint32_t child_pages) {
     return s;
 }
 
-/* Leaves [c0, c1] changed: recompute their ancestors. */
+/* Leaves [c0, c1] changed: recompute their ancestors, stopping early at a
+ * level where nothing changed. */
 static void update_ancestors(size_t c0, size_t c1) {
     for (int l = LEVELS - 1; l > 0; l--) {
+        bool changed = false;
         c0 >>= FANOUT_BITS, c1 >>= FANOUT_BITS;
-        for (size_t i = c0; i <= c1; i++)
-            pa.sum[l - 1][i] = merge(&pa.sum[l][i << FANOUT_BITS], (uint32_t)entry_pages(l));
+        for (size_t i = c0; i <= c1; i++) {
+            psum_t s = merge(&pa.sum[l][i << FANOUT_BITS], (uint32_t)entry_pages(l)), *d = &pa.sum[l - 1][i];
+            changed |= s.start != d->start || s.max != d->max || s.end != d->end;
+            *d = s;
+        }
+        if (!changed) break;
     }
 }
 
@@ -141,12 +148,7 @@ typedef struct { size_t n, from, run, base; } finder_t;
 
 /* Lowest q with bits q .. q+n-1 of x all clear, or 64; 1 <= n < 64. */
 static unsigned find_zeros(uint64_t x, unsigned n) {
-    uint64_t y = ~x; /* each surviving bit q stands for `have` clear bits from q up */
-    for (unsigned have = 1; have < n;) {
-        unsigned s = have < n - have ? have : n - have;
-        y &= y >> s;
-        have += s;
-    }
+    uint64_t y = ones_runs(~x, n);
     return y ? (unsigned)__builtin_ctzll(y) : 64;
 }
 
@@ -239,8 +241,10 @@ static size_t alloc_range(size_t p, size_t n) {
         for (size_t w = lo >> 6; w <= (hi - 1) >> 6; w++) {
             uint64_t m = word_mask(w, lo, hi);
             k->alloc[w] |= m;
-            s += (size_t)__builtin_popcountll(k->scav[w] & m);
-            k->scav[w] &= ~m;
+            if (k->scav[w] & m) {
+                s += (size_t)__builtin_popcountll(k->scav[w] & m);
+                k->scav[w] &= ~m;
+            }
         }
         pa.nunscav[c] = (uint16_t)(pa.nunscav[c] - (hi - lo - s));
         if (!pa.nunscav[c]) bit_clear(pa.dirty, c);
