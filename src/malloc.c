@@ -159,11 +159,13 @@ void *gm_pvalloc(size_t size) {
 
 /* ---- freeing ---- */
 
+/* The slot p starts, or an abort.  A span found in the span map is in use
+ * (entries are cleared before a span dies), so only the offset needs
+ * checking: a slot boundary, not in the span's tail. */
 static inline uint32_t small_index(mspan *s, const void *p, const char *caller) {
     uintptr_t off = (uintptr_t)p - s->base;
     uint32_t idx = (uint32_t)(((uint64_t)off * s->divmagic) >> 32);
-    if (unlikely((uintptr_t)idx * s->elemsize != off || idx >= s->nelems ||
-                 s->state != SPAN_SMALL))
+    if (unlikely((uintptr_t)idx * s->elemsize != off || idx >= s->nelems))
         bad_pointer(caller, p);
     return idx;
 }
@@ -173,11 +175,9 @@ static inline void free_impl(void *p, const char *caller) {
     if (unlikely(!s))
         bad_pointer(caller, p);
     unsigned spc = s->spanclass;
-    if (likely(spc != 0 && spc != GM_TINY_SPAN_CLASS)) {
+    if (likely(spc - 1u < GM_NUM_SIZE_CLASSES - 1u)) {
         mcache_free_small(s, small_index(s, p, caller), caller);
     } else if (spc == GM_TINY_SPAN_CLASS) {
-        if (unlikely(s->state != SPAN_SMALL))
-            bad_pointer(caller, p);
         mcache_free_tiny(s, p, caller);
     } else {
         mheap_free_large(s, p, caller);
@@ -207,11 +207,8 @@ static size_t usable_impl(void *p, const char *caller, mspan **span) {
         bad_pointer(caller, p);
     *span = s;
     unsigned spc = s->spanclass;
-    if (spc == GM_TINY_SPAN_CLASS) {
-        if (s->state != SPAN_SMALL)
-            bad_pointer(caller, p);
+    if (spc == GM_TINY_SPAN_CLASS)
         return mcache_tiny_usable(s, p, caller);
-    }
     if (spc != 0) {
         if (!span_slot_live(s, small_index(s, p, caller)))
             bad_pointer(caller, p);

@@ -17,7 +17,9 @@
  * cache holding the block; and tiny_freed (freed piece starts, plus
  * TINY_RELEASED once the holder has moved on), set with atomic OR.  The block
  * goes back to its span when both words show every piece freed and the block
- * released: whoever's atomic OR completes that picture frees it.
+ * released: whoever's atomic OR completes that picture frees it.  The holder
+ * frees the newest piece of its own block by taking it back (moving the
+ * offset down), so a malloc/free pair of tiny objects stays in one block.
  *
  * Locking: none on the fast paths; the registry lock for creating and
  * retiring caches; mcentral's locks through its API.
@@ -280,25 +282,19 @@ void *mcache_alloc_tiny_slow(mcache *mc, size_t size) {
 
 /* ---- frees ---- */
 
-static GM_COLD void bad_free(const char *caller, const char *what, const void *p) {
+static GM_COLD __attribute__((noreturn)) void bad_free(const char *caller, const char *what, const void *p) {
     char msg[64];
     gm_snprintf(msg, sizeof msg, "%s(): %s", caller, what);
     gm_fatal(msg, p);
 }
 
-void mcache_free_small(mspan *s, uint32_t idx, const char *caller) {
-    mcache *mc = gm_tls_mcache;
-    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == mc) {
-        uint32_t w = idx >> 6;
-        uint64_t bit = (uint64_t)1 << (idx & 63);
-        if (unlikely(!span_slot_live(s, idx)))
-            bad_free(caller, "double free or invalid pointer",
-                     (void *)(s->base + (uintptr_t)idx * s->elemsize));
-        __atomic_store_n(&s->localfree[w], s->localfree[w] | bit, __ATOMIC_RELAXED);
-        s->owner_delta--;
-        mc->nfree[s->spanclass]++;
-        return;
-    }
+void mcache_bad_free(mspan *s, uint32_t idx, const char *caller) {
+    bad_free(caller, "double free or invalid pointer",
+             (void *)(s->base + (uintptr_t)idx * s->elemsize));
+    __builtin_unreachable();
+}
+
+void mcache_free_foreign(mcache *mc, mspan *s, uint32_t idx, const char *caller) {
     if (mc->kind == MCACHE_OWN)
         mc->nfree[s->spanclass]++;
     else
@@ -317,13 +313,35 @@ static uint32_t tiny_check(mspan *s, void *p, const char *caller, uint32_t *bloc
     return piece;
 }
 
+/* Freeing the newest piece of the block this thread is cutting from: take it
+ * back by moving the block's offset down, with no atomic. */
+static bool tiny_take_back(mcache *mc, mspan *s, uint32_t b, uint32_t piece) {
+    uint32_t starts = mc->tiny_word & 0xffff;
+    uint32_t bit = (uint32_t)1 << piece;
+    if (!(starts & bit) || (starts >> piece) != 1)
+        return false; /* not a piece, or not the newest one */
+    if (__atomic_load_n(&s->tiny_freed[b], __ATOMIC_RELAXED) & bit)
+        return false; /* already freed: let the checked path report it */
+    uint32_t word = (starts & ~bit) | (piece << 16);
+    mc->tiny_word = word;
+    __atomic_store_n(mc->tiny_alloc, word, __ATOMIC_RELEASE);
+    mc->tiny_off = piece;
+    mc->tiny_frees++;
+    return true;
+}
+
 void mcache_free_tiny(mspan *s, void *p, const char *caller) {
+    mcache *mc = gm_tls_mcache;
+    uintptr_t block = (uintptr_t)p & ~(uintptr_t)(GM_TINY_BLOCK - 1);
+    if (mc->tiny == block &&
+        tiny_take_back(mc, s, (uint32_t)((block - s->base) / GM_TINY_BLOCK),
+                       (uint32_t)((uintptr_t)p % GM_TINY_BLOCK)))
+        return;
     uint32_t b, piece = tiny_check(s, p, caller, &b);
     uint32_t bit = (uint32_t)1 << piece;
     uint32_t old = __atomic_fetch_or(&s->tiny_freed[b], bit, __ATOMIC_ACQ_REL);
     if (old & bit)
         bad_free(caller, "double free", p);
-    mcache *mc = gm_tls_mcache;
     if (mc->kind == MCACHE_OWN)
         mc->tiny_frees++;
     uint32_t now = old | bit;

@@ -82,8 +82,26 @@ static inline void *mcache_alloc_tiny(mcache *mc, size_t size) {
     return mcache_alloc_tiny_slow(mc, size);
 }
 
-/* Frees the small object at slot idx of s (s->spanclass != 0, not tiny). */
-GM_INTERNAL void mcache_free_small(mspan *s, uint32_t idx, const char *caller);
+GM_INTERNAL void mcache_free_foreign(mcache *mc, mspan *s, uint32_t idx, const char *caller);
+GM_INTERNAL __attribute__((noreturn)) void mcache_bad_free(mspan *s, uint32_t idx,
+                                                           const char *caller);
+
+/* Frees the small object at slot idx of s (s->spanclass != 0).  Into our own
+ * span: plain stores.  Into anyone else's: mcentral's lock-free protocol. */
+static inline void mcache_free_small(mspan *s, uint32_t idx, const char *caller) {
+    mcache *mc = gm_tls_mcache;
+    if (likely(__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == mc)) {
+        uint32_t w = idx >> 6;
+        uint64_t bit = (uint64_t)1 << (idx & 63);
+        if (unlikely(!span_slot_live(s, idx)))
+            mcache_bad_free(s, idx, caller);
+        __atomic_store_n(&s->localfree[w], s->localfree[w] | bit, __ATOMIC_RELAXED);
+        s->owner_delta--;
+        mc->nfree[s->spanclass]++;
+        return;
+    }
+    mcache_free_foreign(mc, s, idx, caller);
+}
 /* Frees the tiny piece at p in tiny span s. */
 GM_INTERNAL void mcache_free_tiny(mspan *s, void *p, const char *caller);
 /* Bytes usable at tiny piece p (aborts if p is not a live piece). */

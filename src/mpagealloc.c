@@ -80,19 +80,6 @@ static inline uint64_t word_mask(size_t w, size_t lo, size_t hi) {
 
 /* ---- summaries ---- */
 
-/* Bits q of y such that bits q .. q+n-1 are all set (runs of n or more
- * ones, marked at their first n-1 positions too); 1 <= n <= 64. */
-static uint64_t ones_runs(uint64_t y, unsigned n) {
-    /* Each surviving bit stands for `have` set bits from it upward; one
-     * shift-and doubles that, so this takes log2(n) steps. */
-    for (unsigned have = 1; have < n;) {
-        unsigned s = have < n - have ? have : n - have;
-        y &= y >> s;
-        have += s;
-    }
-    return y;
-}
-
 static psum_t chunk_summary(const uint64_t *a) {
     uint32_t start = 0, max = 0, run = 0;
     bool at_start = true;
@@ -105,10 +92,17 @@ static psum_t chunk_summary(const uint64_t *a) {
         run += (uint32_t)__builtin_ctzll(x);
         if (at_start) start = run, at_start = false;
         if (run > max) max = run;
-        if (max < 63) { /* a longer run inside this word?  max only grows */
-            for (uint64_t y = ones_runs(~x, max + 1); y; y &= y >> 1) max++;
-        }
         run = (uint32_t)__builtin_clzll(x);
+        /* Zero runs strictly inside the word, one per step: drop the low
+         * zeros, then repeatedly drop ones and measure the zeros above them.
+         * y & (y + 1) is nonzero while a zero lies below some one. */
+        uint64_t y = x >> __builtin_ctzll(x);
+        while (max < 62 && (y & (y + 1))) {
+            y >>= __builtin_ctzll(~y);
+            uint32_t z = (uint32_t)__builtin_ctzll(y);
+            if (z > max) max = z;
+            y >>= z;
+        }
     }
     if (at_start) start = run;
     if (run > max) max = run;
@@ -124,6 +118,14 @@ static psum_t merge(const psum_t *c, uint32_t child_pages) {
         s.end = c[i].start == child_pages ? s.end + child_pages : c[i].end;
     }
     return s;
+}
+
+/* Sets leaf c; true if that changed it. */
+static bool set_leaf(size_t c, psum_t s) {
+    psum_t *d = &pa.sum[LEVELS - 1][c];
+    bool changed = s.start != d->start || s.max != d->max || s.end != d->end;
+    *d = s;
+    return changed;
 }
 
 /* Leaves [c0, c1] changed: recompute their ancestors, stopping early at a
@@ -148,7 +150,14 @@ typedef struct { size_t n, from, run, base; } finder_t;
 
 /* Lowest q with bits q .. q+n-1 of x all clear, or 64; 1 <= n < 64. */
 static unsigned find_zeros(uint64_t x, unsigned n) {
-    uint64_t y = ones_runs(~x, n);
+    /* Each bit of y left stands for `have` clear bits of x from it upward;
+     * every shift-and doubles that, so this takes log2(n) steps. */
+    uint64_t y = ~x;
+    for (unsigned have = 1; have < n;) {
+        unsigned s = have < n - have ? have : n - have;
+        y &= y >> s;
+        have += s;
+    }
     return y ? (unsigned)__builtin_ctzll(y) : 64;
 }
 
@@ -235,6 +244,7 @@ static size_t find(size_t n, size_t from) {
  * pages were scavenged. */
 static size_t alloc_range(size_t p, size_t n) {
     size_t c0 = p / CP, c1 = (p + n - 1) / CP, scav = 0;
+    bool changed = false;
     for (size_t c = c0; c <= c1; c++) {
         size_t lo = c == c0 ? p % CP : 0, hi = c == c1 ? (p + n - 1) % CP + 1 : CP, s = 0;
         chunk_t *k = &pa.chunk[c];
@@ -248,10 +258,10 @@ static size_t alloc_range(size_t p, size_t n) {
         }
         pa.nunscav[c] = (uint16_t)(pa.nunscav[c] - (hi - lo - s));
         if (!pa.nunscav[c]) bit_clear(pa.dirty, c);
-        pa.sum[LEVELS - 1][c] = hi - lo == CP ? (psum_t){ 0, 0, 0 } : chunk_summary(k->alloc);
+        changed |= set_leaf(c, hi - lo == CP ? (psum_t){ 0, 0, 0 } : chunk_summary(k->alloc));
         scav += s;
     }
-    update_ancestors(c0, c1);
+    if (changed) update_ancestors(c0, c1);
     pa.nfree -= n;
     pa.nscav -= scav;
     return scav;
@@ -259,6 +269,7 @@ static size_t alloc_range(size_t p, size_t n) {
 
 static void free_range(size_t p, size_t n, uint64_t now) {
     size_t c0 = p / CP, c1 = (p + n - 1) / CP;
+    bool changed = false;
     for (size_t c = c0; c <= c1; c++) {
         size_t lo = c == c0 ? p % CP : 0, hi = c == c1 ? (p + n - 1) % CP + 1 : CP;
         chunk_t *k = &pa.chunk[c];
@@ -267,9 +278,9 @@ static void free_range(size_t p, size_t n, uint64_t now) {
         pa.nunscav[c] = (uint16_t)(pa.nunscav[c] + (hi - lo));
         bit_set(pa.dirty, c);
         pa.last_free[c] = now;
-        pa.sum[LEVELS - 1][c] = hi - lo == CP ? sum_full : chunk_summary(k->alloc);
+        changed |= set_leaf(c, hi - lo == CP ? sum_full : chunk_summary(k->alloc));
     }
-    update_ancestors(c0, c1);
+    if (changed) update_ancestors(c0, c1);
     pa.nfree += n;
 }
 
