@@ -30,6 +30,10 @@ static uint64_t os_maps;
  * brk heap, and off Go's own 0xc000000000 hint in case a Go library is
  * loaded into the same process. */
 static const uintptr_t window_hints[] = {
+#if defined(__SANITIZE_THREAD__)
+    /* ThreadSanitizer allows application memory only in a few ranges. */
+    0x7e8000000000ull,
+#endif
     0x100000000000ull, 0x200000000000ull, 0x300000000000ull, 0x500000000000ull,
     0x080000000000ull, 0x600000000000ull,
 };

@@ -69,6 +69,12 @@ GM_INTERNAL uint64_t gm_nanotime(void);
 /* Reports a fatal misuse or internal error on stderr and aborts. */
 GM_INTERNAL __attribute__((noreturn, cold)) void gm_fatal(const char *msg, const void *addr);
 
+/* Reports a bad pointer passed to `caller` ("free", "realloc", ...) and
+ * aborts: "double free" when free() gets a pointer to an object that was
+ * already freed, "invalid pointer" otherwise. */
+GM_INTERNAL __attribute__((noreturn, cold)) void gm_bad_pointer(const char *caller, const void *p,
+                                                                bool already_freed);
+
 /* Formats into buf like a tiny snprintf: %s %d %u %zu %llu %p %x and widths. */
 GM_INTERNAL int gm_snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -33,10 +33,8 @@ static GM_COLD void *fail_enomem(void) {
     return NULL;
 }
 
-static GM_COLD void bad_pointer(const char *caller, const void *p) {
-    char msg[64];
-    gm_snprintf(msg, sizeof msg, "%s(): invalid pointer", caller);
-    gm_fatal(msg, p);
+static inline void bad_pointer(const char *caller, const void *p) {
+    gm_bad_pointer(caller, p, false);
 }
 
 /* ---- allocation ---- */
@@ -211,7 +209,7 @@ static size_t usable_impl(void *p, const char *caller, mspan **span) {
         return mcache_tiny_usable(s, p, caller);
     if (spc != 0) {
         if (!span_slot_live(s, small_index(s, p, caller)))
-            bad_pointer(caller, p);
+            gm_bad_pointer(caller, p, true);
         return s->elemsize;
     }
     if (s->state != SPAN_LARGE || s->base != (uintptr_t)p)

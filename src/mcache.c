@@ -12,9 +12,10 @@
  * Tiny objects (Go's tiny allocator): requests under 16 bytes are cut from the
  * current 16-byte block, each aligned to the largest power of two not above
  * its size.  Unlike Go, pieces are freed one by one.  Per block, the span
- * keeps two words outside user memory: tiny_alloc (piece starts, bit per
- * offset, plus the end of the last piece in bits 16..20), written only by the
- * cache holding the block; and tiny_freed (freed piece starts, plus
+ * keeps two words outside user memory: tiny_alloc (a bit at each piece's
+ * first byte, and in the high half a bit at each piece's last byte, so a
+ * piece's usable size is exact and never changes), written only by the cache
+ * holding the block; and tiny_freed (freed piece starts, plus
  * TINY_RELEASED once the holder has moved on), set with atomic OR.  The block
  * goes back to its span when both words show every piece freed and the block
  * released: whoever's atomic OR completes that picture frees it.  The holder
@@ -282,16 +283,8 @@ void *mcache_alloc_tiny_slow(mcache *mc, size_t size) {
 
 /* ---- frees ---- */
 
-static GM_COLD __attribute__((noreturn)) void bad_free(const char *caller, const char *what, const void *p) {
-    char msg[64];
-    gm_snprintf(msg, sizeof msg, "%s(): %s", caller, what);
-    gm_fatal(msg, p);
-}
-
 void mcache_bad_free(mspan *s, uint32_t idx, const char *caller) {
-    bad_free(caller, "double free or invalid pointer",
-             (void *)(s->base + (uintptr_t)idx * s->elemsize));
-    __builtin_unreachable();
+    gm_bad_pointer(caller, (void *)(s->base + (uintptr_t)idx * s->elemsize), true);
 }
 
 void mcache_free_foreign(mcache *mc, mspan *s, uint32_t idx, const char *caller) {
@@ -306,9 +299,10 @@ static uint32_t tiny_check(mspan *s, void *p, const char *caller, uint32_t *bloc
     uintptr_t off = (uintptr_t)p - s->base;
     uint32_t b = (uint32_t)(off / GM_TINY_BLOCK);
     uint32_t piece = (uint32_t)(off % GM_TINY_BLOCK);
-    if (!span_slot_live(s, b) ||
-        !(__atomic_load_n(&s->tiny_alloc[b], __ATOMIC_ACQUIRE) & ((uint32_t)1 << piece)))
-        bad_free(caller, "double free or invalid pointer", p);
+    if (!span_slot_live(s, b))
+        gm_bad_pointer(caller, p, true); /* its whole block was freed */
+    if (!(__atomic_load_n(&s->tiny_alloc[b], __ATOMIC_ACQUIRE) & ((uint32_t)1 << piece)))
+        gm_bad_pointer(caller, p, false);
     *block = b;
     return piece;
 }
@@ -322,7 +316,9 @@ static bool tiny_take_back(mcache *mc, mspan *s, uint32_t b, uint32_t piece) {
         return false; /* not a piece, or not the newest one */
     if (__atomic_load_n(&s->tiny_freed[b], __ATOMIC_RELAXED) & bit)
         return false; /* already freed: let the checked path report it */
-    uint32_t word = (starts & ~bit) | (piece << 16);
+    uint32_t ends = mc->tiny_word >> 16;
+    ends &= ~((uint32_t)1 << (31 - __builtin_clz(ends))); /* the newest piece ends last */
+    uint32_t word = (starts & ~bit) | (ends << 16);
     mc->tiny_word = word;
     __atomic_store_n(mc->tiny_alloc, word, __ATOMIC_RELEASE);
     mc->tiny_off = piece;
@@ -341,7 +337,7 @@ void mcache_free_tiny(mspan *s, void *p, const char *caller) {
     uint32_t bit = (uint32_t)1 << piece;
     uint32_t old = __atomic_fetch_or(&s->tiny_freed[b], bit, __ATOMIC_ACQ_REL);
     if (old & bit)
-        bad_free(caller, "double free", p);
+        gm_bad_pointer(caller, p, true);
     if (mc->kind == MCACHE_OWN)
         mc->tiny_frees++;
     uint32_t now = old | bit;
@@ -355,11 +351,9 @@ void mcache_free_tiny(mspan *s, void *p, const char *caller) {
 size_t mcache_tiny_usable(mspan *s, void *p, const char *caller) {
     uint32_t b, piece = tiny_check(s, p, caller, &b);
     if (__atomic_load_n(&s->tiny_freed[b], __ATOMIC_ACQUIRE) & ((uint32_t)1 << piece))
-        bad_free(caller, "invalid pointer", p);
-    uint32_t word = __atomic_load_n(&s->tiny_alloc[b], __ATOMIC_ACQUIRE);
-    uint32_t later = word & 0xffff & ~(((uint32_t)2 << piece) - 1);
-    uint32_t end = later ? (uint32_t)__builtin_ctz(later) : word >> 16;
-    return end - piece;
+        gm_bad_pointer(caller, p, true);
+    uint32_t ends = __atomic_load_n(&s->tiny_alloc[b], __ATOMIC_ACQUIRE) >> 16;
+    return (size_t)__builtin_ctz(ends >> piece) + 1;
 }
 
 /* ---- statistics ---- */

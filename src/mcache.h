@@ -20,7 +20,7 @@ typedef struct mcache {
      * (GM_TINY_BLOCK when there is no block), and its metadata words. */
     uintptr_t tiny;
     uint32_t tiny_off;
-    uint32_t tiny_word;     /* our copy of *tiny_alloc */
+    uint32_t tiny_word;     /* our copy of *tiny_alloc: piece starts | piece ends << 16 */
     uint32_t *tiny_alloc;
     uint32_t *tiny_freed;
 
@@ -72,7 +72,7 @@ static inline void *mcache_alloc_tiny(mcache *mc, size_t size) {
     uint32_t off = (mc->tiny_off + align - 1) & ~(align - 1);
     if (likely(off + size <= GM_TINY_BLOCK)) {
         uint32_t end = off + (uint32_t)size;
-        uint32_t word = ((mc->tiny_word | ((uint32_t)1 << off)) & 0xffff) | (end << 16);
+        uint32_t word = mc->tiny_word | ((uint32_t)1 << off) | ((uint32_t)1 << (end - 1 + 16));
         mc->tiny_word = word;
         __atomic_store_n(mc->tiny_alloc, word, __ATOMIC_RELEASE);
         mc->tiny_off = end;

@@ -172,16 +172,11 @@ void mcentral_free_remote(mspan *s, uint32_t idx, const char *caller) {
     unsigned spc = s->spanclass;
     int64_t nelems = s->nelems;
     void *p = (void *)(s->base + (uintptr_t)idx * s->elemsize);
-    char msg[64];
-    if (!span_slot_live(s, idx)) {
-        gm_snprintf(msg, sizeof msg, "%s(): double free or invalid pointer", caller);
-        gm_fatal(msg, p);
-    }
+    if (!span_slot_live(s, idx))
+        gm_bad_pointer(caller, p, true);
     uint64_t old = __atomic_fetch_or(&s->remotefree[w], bit, __ATOMIC_ACQ_REL);
-    if (old & bit) {
-        gm_snprintf(msg, sizeof msg, "%s(): double free", caller);
-        gm_fatal(msg, p);
-    }
+    if (old & bit)
+        gm_bad_pointer(caller, p, true);
     int64_t before = __atomic_fetch_sub(&s->live, 1, __ATOMIC_ACQ_REL);
     if (before < SPAN_OWNED_BIAS / 2 && (before == list_mark(nelems) + 1 || before == 1))
         reconcile(spc, s, gen);

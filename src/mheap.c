@@ -272,10 +272,9 @@ void mheap_free_span(mspan *s) {
 void mheap_free_large(mspan *s, void *p, const char *caller) {
     gm_lock(&heap_lock);
     if (s->state != SPAN_LARGE || s->base != (uintptr_t)p) {
+        bool freed = s->state == SPAN_DEAD;
         gm_unlock(&heap_lock);
-        char msg[64];
-        gm_snprintf(msg, sizeof msg, "%s(): double free or invalid pointer", caller);
-        gm_fatal(msg, p);
+        gm_bad_pointer(caller, p, freed);
     }
     spanmap_set(s->base, 1, NULL);
     s->state = SPAN_DEAD;

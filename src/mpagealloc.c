@@ -15,13 +15,16 @@
  * lies inside a single entry (its max is >= n, so descend into it) or crosses
  * entries (the end of one entry plus the starts of those after it).  Freeing
  * only clears bits and recomputes the summaries above them, so neighbouring
- * free runs coalesce without any extra work.
+ * free runs coalesce without any extra work.  A hint, the lowest page that
+ * may be free, lets searches skip the packed bottom of the heap; aligned
+ * requests repeat the search from the next aligned page after each miss.
  *
  * Invariants:
  *  - each inner summary is the merge of its 8 children, and each leaf agrees
  *    with its chunk's alloc map;
  *  - chunks never grown into the heap count as fully in use: their summaries
  *    are zero and their maps are never consulted;
+ *  - every page below `hint` is in use or not grown;
  *  - a scav bit is only ever set on a free page; nunscav[c] counts the free
  *    pages of chunk c whose scav bit is clear, and bit c of `dirty` is set
  *    exactly when that count is nonzero.
@@ -61,6 +64,7 @@ static struct {
     uint64_t *grown;     /* bit per chunk: part of the heap */
     uint64_t *dirty;     /* bit per chunk: nunscav != 0 */
     size_t lo, hi;       /* grown chunks all lie in [lo, hi) */
+    size_t hint;         /* every page below this one is in use or not grown */
     size_t total, nfree, nscav;
 } pa;
 
@@ -110,14 +114,16 @@ static psum_t chunk_summary(const uint64_t *a) {
 }
 
 static psum_t merge(const psum_t *c, uint32_t child_pages) {
-    psum_t s = c[0];
-    for (uint32_t i = 1; i < 1u << FANOUT_BITS; i++) {
-        if (s.start == i * child_pages) s.start += c[i].start;
-        if (s.end + c[i].start > s.max) s.max = s.end + c[i].start;
-        if (c[i].max > s.max) s.max = c[i].max;
-        s.end = c[i].start == child_pages ? s.end + child_pages : c[i].end;
+    uint32_t start = c[0].start, max = c[0].max, end = c[0].end, whole = child_pages;
+#pragma GCC unroll 8
+    for (int i = 1; i < 1 << FANOUT_BITS; i++, whole += child_pages) {
+        psum_t x = c[i];
+        if (start == whole) start += x.start;       /* all children so far free */
+        if (end + x.start > max) max = end + x.start; /* run across the boundary */
+        if (x.max > max) max = x.max;
+        end = x.start == child_pages ? end + child_pages : x.end;
     }
-    return s;
+    return (psum_t){ start, max, end };
 }
 
 /* Sets leaf c; true if that changed it. */
@@ -190,36 +196,40 @@ static size_t find_in_chunk(finder_t *f, size_t c) {
     return NONE;
 }
 
-/* Scans entry i of level l in address order, carrying the run across
- * entries.  Returns the first page of the earliest fit at or above f->from. */
-static size_t find_in(finder_t *f, int l, size_t i) {
-    size_t ep = entry_pages(l), p0 = i * ep, p1 = p0 + ep;
-    psum_t s = pa.sum[l][i];
-    if (p1 <= f->from) {
-        f->run = 0;
-        return NONE;
-    }
-    if (p0 >= f->from) {
-        if (f->run + s.start >= f->n) return f->run ? f->base : p0;
-        if (s.max < f->n) { /* no fit inside; only the end run carries on */
-            if (s.start == ep) {
-                if (!f->run) f->base = p0;
-                f->run += ep;
-            } else {
-                f->run = s.end;
-                f->base = p1 - s.end;
+/* Scans entries [i0, i1] of level l in address order, carrying the free
+ * run across entries, and descends only where a fit must lie (or where
+ * `from` cuts an entry).  Returns the first page of the earliest run of
+ * f->n free pages at or above f->from. */
+static size_t scan(finder_t *f, int l, size_t i0, size_t i1) {
+    size_t ep = entry_pages(l);
+    for (size_t i = i0; i <= i1; i++) {
+        psum_t s = pa.sum[l][i];
+        size_t p0 = i * ep, p1 = p0 + ep;
+        if (p0 >= f->from) {
+            if (f->run + s.start >= f->n) return f->run ? f->base : p0;
+            if (s.max < f->n) { /* no fit inside; the run carries on */
+                if (s.start == ep) {
+                    if (!f->run) f->base = p0;
+                    f->run += ep;
+                } else {
+                    f->run = s.end;
+                    f->base = p1 - s.end;
+                }
+                continue;
             }
-            return NONE;
+            /* A fit lies inside: the descent below finds it. */
+        } else if (s.max < f->n) { /* `from` cuts it: only its end run counts */
+            f->run = s.end < p1 - f->from ? s.end : p1 - f->from;
+            f->base = p1 - f->run;
+            continue;
         }
-        /* A fit lies inside: the descent below will find it. */
-    } else if (s.max < f->n) { /* straddles `from`: only its end run counts */
-        f->run = s.end < p1 - f->from ? s.end : p1 - f->from;
-        f->base = p1 - f->run;
-        return NONE;
-    }
-    if (l == LEVELS - 1) return find_in_chunk(f, i);
-    for (size_t c = i << FANOUT_BITS; c < (i + 1) << FANOUT_BITS; c++) {
-        size_t r = find_in(f, l + 1, c);
+        size_t r;
+        if (l == LEVELS - 1) {
+            r = find_in_chunk(f, i);
+        } else {
+            size_t c0 = i << FANOUT_BITS, cf = f->from / entry_pages(l + 1);
+            r = scan(f, l + 1, cf > c0 ? cf : c0, c0 + (1 << FANOUT_BITS) - 1);
+        }
         if (r != NONE) return r;
     }
     return NONE;
@@ -227,18 +237,43 @@ static size_t find_in(finder_t *f, int l, size_t i) {
 
 /* First page p >= from with [p, p + n) free, or NONE. */
 static size_t find(size_t n, size_t from) {
-    if (from < pa.lo * CP) from = pa.lo * CP;
+    if (from < pa.hint) from = pa.hint;
     if (from >= pa.hi * CP) return NONE;
     finder_t f = { n, from, 0, 0 };
-    size_t last = (pa.hi - 1) >> LEVEL_SHIFT(0);
-    for (size_t i = from / entry_pages(0); i <= last; i++) {
-        size_t r = find_in(&f, 0, i);
-        if (r != NONE) return r;
-    }
-    return NONE;
+    return scan(&f, 0, from / entry_pages(0), (pa.hi - 1) >> LEVEL_SHIFT(0));
 }
 
 /* ---- range updates ---- */
+
+/* Highest index <= p whose bit in b equals v, or -1. */
+static int prev_bit(const uint64_t *b, int p, bool v) {
+    while (p >= 0) {
+        int w = p >> 6;
+        uint64_t x = (v ? b[w] : ~b[w]) & (~(uint64_t)0 >> (63 - (p & 63)));
+        if (x) return (w << 6) + 63 - __builtin_clzll(x);
+        p = (w << 6) - 1;
+    }
+    return -1;
+}
+
+/* Lowest index >= p whose bit in b equals v, or CP. */
+static int next_bit(const uint64_t *b, int p, bool v) {
+    while (p < (int)CP) {
+        int w = p >> 6;
+        uint64_t x = (v ? b[w] : ~b[w]) & (~(uint64_t)0 << (p & 63));
+        if (x) return (w << 6) + __builtin_ctzll(x);
+        p = (w + 1) << 6;
+    }
+    return CP;
+}
+
+/* Length of the free run of chunk map a that holds pages [lo, hi) (free),
+ * and whether it touches the chunk's first and last page. */
+static uint32_t run_around(const uint64_t *a, size_t lo, size_t hi, bool *first, bool *last) {
+    int rb = prev_bit(a, (int)lo - 1, true) + 1, re = next_bit(a, (int)hi, true);
+    *first = rb == 0, *last = re == (int)CP;
+    return (uint32_t)(re - rb);
+}
 
 /* Marks [p, p + n) in use (all free and grown); returns how many of the
  * pages were scavenged. */
@@ -248,6 +283,9 @@ static size_t alloc_range(size_t p, size_t n) {
     for (size_t c = c0; c <= c1; c++) {
         size_t lo = c == c0 ? p % CP : 0, hi = c == c1 ? (p + n - 1) % CP + 1 : CP, s = 0;
         chunk_t *k = &pa.chunk[c];
+        psum_t sum = { 0, 0, 0 }, old = pa.sum[LEVELS - 1][c];
+        bool first = false, last = false;
+        uint32_t len = hi - lo == CP ? CP : run_around(k->alloc, lo, hi, &first, &last);
         for (size_t w = lo >> 6; w <= (hi - 1) >> 6; w++) {
             uint64_t m = word_mask(w, lo, hi);
             k->alloc[w] |= m;
@@ -258,7 +296,12 @@ static size_t alloc_range(size_t p, size_t n) {
         }
         pa.nunscav[c] = (uint16_t)(pa.nunscav[c] - (hi - lo - s));
         if (!pa.nunscav[c]) bit_clear(pa.dirty, c);
-        changed |= set_leaf(c, hi - lo == CP ? (psum_t){ 0, 0, 0 } : chunk_summary(k->alloc));
+        /* Cutting into a run shorter than the longest leaves max alone. */
+        if (len < old.max)
+            sum = (psum_t){ first ? (uint32_t)lo : old.start, old.max, last ? (uint32_t)(CP - hi) : old.end };
+        else if (hi - lo < CP)
+            sum = chunk_summary(k->alloc);
+        changed |= set_leaf(c, sum);
         scav += s;
     }
     if (changed) update_ancestors(c0, c1);
@@ -278,7 +321,14 @@ static void free_range(size_t p, size_t n, uint64_t now) {
         pa.nunscav[c] = (uint16_t)(pa.nunscav[c] + (hi - lo));
         bit_set(pa.dirty, c);
         pa.last_free[c] = now;
-        changed |= set_leaf(c, hi - lo == CP ? sum_full : chunk_summary(k->alloc));
+        /* The freed pages join one run; only it can change the summary. */
+        psum_t sum = sum_full, old = pa.sum[LEVELS - 1][c];
+        if (hi - lo < CP) {
+            bool first, last;
+            uint32_t len = run_around(k->alloc, lo, hi, &first, &last);
+            sum = (psum_t){ first ? len : old.start, len > old.max ? len : old.max, last ? len : old.end };
+        }
+        changed |= set_leaf(c, sum);
     }
     if (changed) update_ancestors(c0, c1);
     pa.nfree += n;
@@ -345,6 +395,7 @@ bool pagealloc_grow(uintptr_t addr, size_t npages) {
     }
     update_ancestors(c0, c1 - 1);
     if (pa.hi == 0 || c0 < pa.lo) pa.lo = c0;
+    if (pa.hi == 0 || p < pa.hint) pa.hint = p;
     if (c1 > pa.hi) pa.hi = c1;
     pa.total += npages;
     pa.nfree += npages;
@@ -364,6 +415,7 @@ uintptr_t pagealloc_alloc(size_t npages, size_t align_pages, size_t *nscav) {
         if (a == p) break;
         from = a;
     }
+    if (p == pa.hint) pa.hint = p + npages;
     size_t s = alloc_range(p, npages);
     if (nscav) *nscav = s;
     return pa.base + (p << GM_PAGE_SHIFT);
@@ -383,17 +435,7 @@ void pagealloc_free(uintptr_t addr, size_t npages, uint64_t now) {
     if (p == NONE || !range_is(p, npages, true))
         gm_fatal("page allocator: freeing pages that are not in use", (const void *)addr);
     free_range(p, npages, now);
-}
-
-/* Highest index <= p whose bit in b equals v, or -1. */
-static int prev_bit(const uint64_t *b, int p, bool v) {
-    while (p >= 0) {
-        int w = p >> 6;
-        uint64_t x = (v ? b[w] : ~b[w]) & (~(uint64_t)0 >> (63 - (p & 63)));
-        if (x) return (w << 6) + 63 - __builtin_clzll(x);
-        p = (w << 6) - 1;
-    }
-    return -1;
+    if (p < pa.hint) pa.hint = p;
 }
 
 /* Releases free, unreleased runs of chunk c from the top down, at most

@@ -18,10 +18,10 @@ GM_INTERNAL bool pagealloc_init(uintptr_t base);
  * The pages become free and scavenged (fresh from the OS, known zero). */
 GM_INTERNAL bool pagealloc_grow(uintptr_t addr, size_t npages);
 
-/* Address-ordered first fit of npages free pages whose first page index is a
- * multiple of align_pages (1 for no alignment).  Marks them allocated and
- * clears their scavenged bits; *nscav receives how many of them were
- * scavenged (== npages means the whole run is known zero).  0 if none. */
+/* Address-ordered first fit of npages free pages whose address is a multiple
+ * of align_pages pages (a power of two; 1 for no alignment).  Marks them
+ * allocated and clears their scavenged bits; *nscav receives how many of them
+ * were scavenged (== npages means the whole run is known zero).  0 if none. */
 GM_INTERNAL uintptr_t pagealloc_alloc(size_t npages, size_t align_pages, size_t *nscav);
 
 /* Allocates exactly [addr, addr + npages pages) if every page is free. */

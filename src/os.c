@@ -194,3 +194,10 @@ void gm_fatal(const char *msg, const void *addr) {
     gm_write_all(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
     abort();
 }
+
+void gm_bad_pointer(const char *caller, const void *p, bool already_freed) {
+    char msg[64];
+    bool dfree = already_freed && __builtin_strcmp(caller, "free") == 0;
+    gm_snprintf(msg, sizeof msg, "%s(): %s", caller, dfree ? "double free" : "invalid pointer");
+    gm_fatal(msg, p);
+}
