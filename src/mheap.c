@@ -144,7 +144,7 @@ static void scavenge_locked(uint64_t now) {
     if (dirty > limit)
         dirty -= pagealloc_scavenge(dirty - limit, UINT64_MAX, release_to_os);
     if (dirty && now - last_tick >= gm_opt.scavenge_tick_ns) {
-        last_tick = now;
+        __atomic_store_n(&last_tick, now, __ATOMIC_RELAXED);
         if (now > gm_opt.scavenge_delay_ns)
             pagealloc_scavenge(SIZE_MAX, now - gm_opt.scavenge_delay_ns, release_to_os);
     }
