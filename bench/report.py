@@ -1,0 +1,402 @@
+#!/usr/bin/env python3
+"""Tables, charts and the markdown summary for the gomalloc benchmarks.
+
+  report.py runs  --csv FILE --outdir DIR --mode MODE --runs N --seconds S --alloc NAME=LIB=PKG ...
+  report.py instr --csv FILE --alloc NAME=LIB=PKG ...
+
+Called by bench/run.sh; see bench/README.md for what the numbers mean.
+"""
+import argparse
+import collections
+import csv
+import datetime
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_allocs(items):
+    allocs = []
+    for item in items or []:
+        name, lib, pkg = (item.split("=", 2) + ["", ""])[:3]
+        allocs.append((name, lib, pkg))
+    return allocs
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False,
+                              cwd=REPO).stdout.strip()
+    except OSError:
+        return ""
+
+
+def allocator_version(name, pkg):
+    if name == "gomalloc":
+        rev = sh("git", "rev-parse", "--short", "HEAD")
+        if not rev:
+            return "git: no commit yet"
+        dirty = sh("git", "status", "--porcelain", "--", "src", "include", "Makefile")
+        return "git " + rev + ("+dirty" if dirty else "")
+    if pkg:
+        v = sh("dpkg-query", "-W", "-f=${Version}", pkg)
+        return pkg + " " + (v or "?")
+    return "?"
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = "%.1f GiB" % (int(line.split()[1]) / 1048576)
+                    break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count() or 0, "cpu": cpu, "mem": mem,
+            "kernel": platform.release()}
+
+
+def geomean(xs):
+    xs = [x for x in xs if x > 0]
+    if not xs:
+        return float("nan")
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def table(rows, right_from=1):
+    """Plain aligned text table; rows are lists of strings, the first is the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for k, r in enumerate(rows):
+        cells = [c.ljust(widths[i]) if i < right_from else c.rjust(widths[i])
+                 for i, c in enumerate(r)]
+        out.append("  ".join(cells).rstrip())
+        if k == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------
+# benchmark runs
+
+class Cell:
+    def __init__(self):
+        self.wall, self.rss, self.metrics, self.sums = [], [], [], []
+        self.fail = None
+
+    def ok(self):
+        return self.fail is None and bool(self.wall)
+
+
+def load_runs(path):
+    benches = collections.OrderedDict()   # label -> (threads, oversubscribed)
+    cells = collections.defaultdict(Cell)
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            label = row["benchmark"]
+            benches.setdefault(label, (int(row["threads"]), row["oversubscribed"] == "1"))
+            c = cells[(label, row["allocator"])]
+            if row["status"] != "ok":
+                c.fail = c.fail or row["status"]
+                continue
+            c.wall.append(float(row["wall_s"]))
+            c.rss.append(int(row["maxrss_kb"]))
+            c.sums.append(row["checksum"])
+            m = {}
+            for kv in filter(None, row["metrics"].split(";")):
+                k, _, v = kv.partition("=")
+                m[k] = float(v)
+            c.metrics.append(m)
+    # every allocator must agree on each benchmark's checksum (glibc's if it ran)
+    for label in benches:
+        ref = None
+        g = cells.get((label, "glibc"))
+        if g and g.sums:
+            ref = collections.Counter(g.sums).most_common(1)[0][0]
+        else:
+            allsums = [s for (b, _), c in cells.items() if b == label for s in c.sums]
+            if allsums:
+                ref = collections.Counter(allsums).most_common(1)[0][0]
+        for (b, _), c in cells.items():
+            if b == label and c.fail is None and any(s != ref for s in c.sums):
+                c.fail = "checksum"
+    return benches, cells
+
+
+def fmt_time(x):
+    return "%.3f" % x if x < 10 else "%.2f" % x
+
+
+def fmt_mib(kb):
+    mib = kb / 1024
+    return "%.1f" % mib if mib < 100 else "%.0f" % mib
+
+
+def build_tables(benches, cells, allocs, ref, nproc):
+    names = [a for a, _, _ in allocs]
+    out = {}
+    ratios = {"time": {}, "rss": {}}
+    for kind in ("time", "rss"):
+        rows = [["benchmark", "thr"] + names]
+        per_alloc = collections.defaultdict(list)
+        for label, (thr, over) in benches.items():
+            r = [label, "%d%s" % (thr, "*" if over else "")]
+            rc = cells.get((label, ref))
+            refv = None
+            if rc and rc.ok():
+                refv = statistics.median(rc.wall if kind == "time" else rc.rss)
+            for a in names:
+                c = cells.get((label, a))
+                if c is None or (not c.ok() and c.fail is None):
+                    r.append("-")
+                    continue
+                if not c.ok():
+                    r.append("FAIL")
+                    ratios[kind][(label, a)] = None
+                    continue
+                vals = c.wall if kind == "time" else c.rss
+                v = statistics.median(vals)
+                text = fmt_time(v) if kind == "time" else fmt_mib(v)
+                # '~' marks a noisy cell: runs spread over more than 25% of the median
+                noisy = len(vals) > 1 and (max(vals) - min(vals)) > 0.25 * v
+                if refv:
+                    ratio = v / refv
+                    ratios[kind][(label, a)] = ratio
+                    per_alloc[a].append(ratio)
+                    text += " (%.2f)" % ratio
+                r.append(text + ("~" if noisy else " "))
+            rows.append(r)
+        g = ["geomean ratio", ""]
+        for a in names:
+            vals = per_alloc.get(a, [])
+            n_ok = len(vals)
+            if not vals:
+                g.append("-")
+            else:
+                text = "%.2f" % geomean(vals)
+                if n_ok < len(benches):
+                    text += " [%d/%d]" % (n_ok, len(benches))
+                g.append(text + " ")
+        rows.append(g)
+        out[kind] = table(rows, right_from=2)
+    # fragmentation detail
+    frag = [l for l in benches if l.startswith("frag")]
+    if frag:
+        rows = [["frag (MiB)", ""] + names]
+        for key, title in (("rss_full_kb", "after alloc"), ("rss_freed_kb", "after free 90%"),
+                           ("rss_again_kb", "after realloc"), ("live_again_kb", "  live then"),
+                           ("rss_final_kb", "after free all"), ("peak", "peak RSS")):
+            r = [title, ""]
+            for a in names:
+                c = cells.get((frag[0], a))
+                if c is None or not c.ok():
+                    r.append("FAIL" if c is not None and c.fail else "-")
+                    continue
+                if key == "peak":
+                    vals = c.rss
+                else:
+                    vals = [m[key] for m in c.metrics if key in m]
+                r.append(fmt_mib(statistics.median(vals)) if vals else "-")
+            rows.append(r)
+        out["frag"] = table(rows, right_from=2)
+    return out, ratios
+
+
+def chart(path, kind, benches, ratios, allocs, ref, title):
+    """Clustered bars of each allocator's ratio to the reference, log scale, bars from 1."""
+    gnuplot = shutil.which("gnuplot")
+    if gnuplot is None:
+        return "gnuplot not installed"
+    others = [a for a, _, _ in allocs if a != ref]
+    labels = list(benches)
+    if not others or not labels:
+        return "nothing to draw"
+    work = os.path.join(REPO, "build", "bench")
+    os.makedirs(work, exist_ok=True)
+    datpath = os.path.join(work, os.path.basename(path)[:-4] + ".dat")
+    vals = []
+    with open(datpath, "w") as f:
+        f.write("# benchmark " + " ".join(others) + "  (ratio to %s)\n" % ref)
+        for label in labels:
+            row = []
+            for a in others:
+                v = ratios[kind].get((label, a))
+                row.append("NaN" if v is None else "%.5f" % v)
+                if v:
+                    vals.append(v)
+            thr, over = benches[label]
+            f.write('"%s%s" %s\n' % (label, "*" if over else "", " ".join(row)))
+    lo = min(vals + [1.0]) / 1.3
+    hi = max(vals + [1.0]) * 1.3
+    lo, hi = min(lo, 0.5), max(hi, 2.0)
+    n = len(others)
+    w = 0.8 / n
+    colors = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
+    lines = [
+        "set terminal pngcairo size %d,620 font 'sans,10'" % max(900, 70 * len(labels) + 200),
+        "set output '%s'" % path,
+        "set title \"%s\"" % title,
+        "set logscale y",
+        "set yrange [%g:%g]" % (lo, hi),
+        "set xrange [-0.6:%g]" % (len(labels) - 0.4),
+        "set ylabel 'ratio to %s (log scale)'" % ref,
+        "set ytics (%s)" % ", ".join('"%g" %g' % (t, t) for t in
+                                     (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+                                     if lo <= t <= hi),
+        "set grid ytics",
+        "set xtics rotate by -35 nomirror",
+        "set key outside right top",
+        "set style fill solid 0.85 border -1",
+        "set arrow from -0.6,1 to %g,1 nohead lw 2 lc rgb '#000000' front" % (len(labels) - 0.4),
+    ]
+    for i, label in enumerate(labels):
+        for j, a in enumerate(others):
+            if ratios[kind].get((label, a), 0) is None:
+                x = i - 0.4 + w * (j + 0.5)
+                lines.append("set label 'FAIL' at %g,1 center rotate by 90 font 'sans,7' front" % x)
+    plots = []
+    for j, a in enumerate(others):
+        off = -0.4 + w * (j + 0.5)
+        xt = ":xtic(1)" if j == 0 else ""
+        plots.append("'%s' using ($0+%g):%d:($0+%g):($0+%g):(1):%d%s with boxxyerror lc rgb '%s' title '%s'"
+                     % (datpath, off, j + 2, off - w / 2, off + w / 2, j + 2, xt,
+                        colors[j % len(colors)], a))
+    plots.append("1/0 with lines lw 2 lc rgb '#000000' title '%s = 1'" % ref)
+    lines.append("plot " + ", \\\n     ".join(plots))
+    gp = datpath[:-4] + ".gp"
+    with open(gp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    r = subprocess.run([gnuplot, gp], capture_output=True, text=True)
+    if r.returncode != 0:
+        return "gnuplot failed: " + r.stderr.strip()[:300]
+    return None
+
+
+def cmd_runs(args):
+    allocs = parse_allocs(args.alloc)
+    names = [a for a, _, _ in allocs]
+    benches, cells = load_runs(args.csv)
+    m = machine()
+    ref = "gomalloc" if "gomalloc" in names else ("glibc" if "glibc" in names else names[0])
+    tables, ratios = build_tables(benches, cells, allocs, ref, m["nproc"])
+
+    if ref == "gomalloc":
+        refnote = "ratio = allocator / gomalloc: above 1 means gomalloc is better"
+    else:
+        refnote = ("gomalloc was not measured (build/libgomalloc.so missing); "
+                   "ratios are to %s instead" % ref)
+    notes = ["median of %d runs; %s." % (args.runs, refnote),
+             "'~' marks a cell whose runs spread over more than 25% of the median.",
+             "thr: threads; '*' = more threads than the %d cores (oversubscribed)." % m["nproc"]]
+    fails = [(l, a, c.fail) for (l, a), c in cells.items() if c.fail]
+    text = ["", "Wall time, seconds (ratio to %s)" % ref, tables["time"], "",
+            "Peak RSS, MiB (ratio to %s)" % ref, tables["rss"]]
+    if "frag" in tables:
+        text += ["", "Fragmentation: RSS after each phase (medians)", tables["frag"]]
+    text += [""] + notes
+    if fails:
+        text.append("FAIL cells: " + "; ".join("%s under %s: %s" % f for f in sorted(fails)))
+    print("\n".join(text))
+
+    os.makedirs(args.outdir, exist_ok=True)
+    charts = {}
+    for kind, title in (("time", "Wall time"), ("rss", "Peak RSS")):
+        p = os.path.join(args.outdir, "latest-%s.png" % kind)
+        err = chart(p, kind, benches, ratios, allocs, ref,
+                    "%s, normalized to %s = 1 (lower is better; %s mode, %s; * oversubscribed)"
+                    % (title, ref, args.mode, datetime.date.today().isoformat()))
+        charts[kind] = err
+        if err:
+            print("chart %s: %s" % (p, err))
+
+    now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    md = ["# gomalloc benchmarks", "",
+          "- date: %s" % now,
+          "- mode: %s (%d interleaved runs per cell, suite took %d s); raw runs: `%s`"
+          % (args.mode, args.runs, args.seconds, os.path.relpath(args.csv, REPO)),
+          "- machine: %d cores (nproc), %s, %s memory, Linux %s"
+          % (m["nproc"], m["cpu"], m["mem"], m["kernel"]),
+          "", "| allocator | version | library |", "| --- | --- | --- |"]
+    for a, lib, pkg in allocs:
+        md.append("| %s | %s | %s |" % (a, allocator_version(a, pkg),
+                                      "`%s`" % os.path.relpath(lib, REPO) if a == "gomalloc"
+                                      else ("`%s`" % lib if lib else "(none: libc)")))
+    if "gomalloc" not in names:
+        md += ["", "gomalloc was not measured: `build/libgomalloc.so` did not exist."]
+    md += ["", "## Wall time, seconds (ratio to %s)" % ref, "", "```", tables["time"], "```",
+           "", "## Peak RSS, MiB (ratio to %s)" % ref, "", "```", tables["rss"], "```"]
+    if "frag" in tables:
+        md += ["", "## Fragmentation: RSS after each phase, MiB (medians)", "", "```",
+               tables["frag"], "```"]
+    md += [""] + ["- " + n for n in notes]
+    if fails:
+        md += ["- FAIL cells: " + "; ".join("%s under %s: %s" % f for f in sorted(fails))]
+    md += [""]
+    for kind in ("time", "rss"):
+        if not charts[kind]:
+            md.append("![%s](latest-%s.png)" % (kind, kind))
+    with open(os.path.join(args.outdir, "latest.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+# ---------------------------------------------------------------------------
+# instruction counts
+
+def cmd_instr(args):
+    allocs = [a for a, _, _ in parse_allocs(args.alloc)]
+    per = {}
+    sizes = []
+    with open(args.csv, newline="") as f:
+        for row in csv.DictReader(f):
+            size = int(row["size"])
+            if size not in sizes:
+                sizes.append(size)
+            per[(row["allocator"], size)] = row["ir_per_pair"]
+    def sz(n):
+        return "%d KiB" % (n >> 10) if n >= 1024 and n % 1024 == 0 else "%d B" % n
+    rows = [["size"] + allocs]
+    for s in sizes:
+        rows.append([sz(s)] + [per.get((a, s), "-") for a in allocs])
+    print("\nInstructions per malloc+free pair (callgrind Ir, steady state)")
+    print(table(rows))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("runs")
+    r.add_argument("--csv", required=True)
+    r.add_argument("--outdir", required=True)
+    r.add_argument("--mode", default="full")
+    r.add_argument("--runs", type=int, default=0)
+    r.add_argument("--seconds", type=int, default=0)
+    r.add_argument("--alloc", action="append")
+    i = sub.add_parser("instr")
+    i.add_argument("--csv", required=True)
+    i.add_argument("--alloc", action="append")
+    args = ap.parse_args()
+    if args.cmd == "runs":
+        cmd_runs(args)
+    else:
+        cmd_instr(args)
+
+
+if __name__ == "__main__":
+    main()
