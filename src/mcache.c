@@ -78,7 +78,7 @@ static uint32_t span_next_free(mspan *s) {
             __atomic_store_n(&s->freeindex, s->nelems, __ATOMIC_RELAXED);
             return s->nelems;
         }
-        cache = ~s->allocbits[fi >> 6];
+        cache = ~*span_bits(s, fi >> 6, SPAN_ALLOC);
     }
     uint32_t bit = (uint32_t)__builtin_ctzll(cache);
     uint32_t idx = fi + bit;
@@ -89,7 +89,7 @@ static uint32_t span_next_free(mspan *s) {
     }
     uint32_t next = idx + 1;
     if ((next & 63) == 0)
-        s->alloc_cache = next < s->nelems ? ~s->allocbits[next >> 6] : 0;
+        s->alloc_cache = next < s->nelems ? ~*span_bits(s, next >> 6, SPAN_ALLOC) : 0;
     else
         s->alloc_cache = cache >> (bit + 1);
     __atomic_store_n(&s->freeindex, next, __ATOMIC_RELAXED);
@@ -106,15 +106,15 @@ static uint32_t span_sweep_exhausted(mspan *s) {
         if (w == nw - 1 && (s->nelems & 63))
             full = ((uint64_t)1 << (s->nelems & 63)) - 1;
         uint64_t r = 0;
-        if (__atomic_load_n(&s->remotefree[w], __ATOMIC_RELAXED))
-            r = __atomic_exchange_n(&s->remotefree[w], 0, __ATOMIC_ACQUIRE);
-        uint64_t freed = (s->localfree[w] | r) & full;
-        __atomic_store_n(&s->localfree[w], 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&s->allocbits[w], full & ~freed, __ATOMIC_RELAXED);
+        if (__atomic_load_n(span_bits(s, w, SPAN_REMOTE), __ATOMIC_RELAXED))
+            r = __atomic_exchange_n(span_bits(s, w, SPAN_REMOTE), 0, __ATOMIC_ACQUIRE);
+        uint64_t freed = (*span_bits(s, w, SPAN_LOCAL) | r) & full;
+        __atomic_store_n(span_bits(s, w, SPAN_LOCAL), 0, __ATOMIC_RELAXED);
+        __atomic_store_n(span_bits(s, w, SPAN_ALLOC), full & ~freed, __ATOMIC_RELAXED);
         nfree += (uint32_t)__builtin_popcountll(freed);
     }
     __atomic_store_n(&s->freeindex, 0, __ATOMIC_RELEASE);
-    s->alloc_cache = ~s->allocbits[0];
+    s->alloc_cache = ~*span_bits(s, 0, SPAN_ALLOC);
     s->zeroed = 0;
     return nfree;
 }

@@ -95,7 +95,7 @@ static inline void mcache_free_small(mspan *s, uint32_t idx, const char *caller)
         uint64_t bit = (uint64_t)1 << (idx & 63);
         if (unlikely(!span_slot_live(s, idx)))
             mcache_bad_free(s, idx, caller);
-        __atomic_store_n(&s->localfree[w], s->localfree[w] | bit, __ATOMIC_RELAXED);
+        __atomic_store_n(span_bits(s, w, SPAN_LOCAL), *span_bits(s, w, SPAN_LOCAL) | bit, __ATOMIC_RELAXED);
         s->owner_delta--;
         mc->nfree[s->spanclass]++;
         return;

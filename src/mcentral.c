@@ -107,12 +107,12 @@ static void reconcile(unsigned spc, mspan *s, uint32_t gen) {
 /* The new owner folds in what other threads freed while it was unowned. */
 static void sweep_acquired(mspan *s) {
     for (unsigned w = 0; w < s->nwords; w++) {
-        if (__atomic_load_n(&s->remotefree[w], __ATOMIC_RELAXED)) {
-            uint64_t r = __atomic_exchange_n(&s->remotefree[w], 0, __ATOMIC_ACQUIRE);
-            __atomic_store_n(&s->allocbits[w], s->allocbits[w] & ~r, __ATOMIC_RELAXED);
+        if (__atomic_load_n(span_bits(s, w, SPAN_REMOTE), __ATOMIC_RELAXED)) {
+            uint64_t r = __atomic_exchange_n(span_bits(s, w, SPAN_REMOTE), 0, __ATOMIC_ACQUIRE);
+            __atomic_store_n(span_bits(s, w, SPAN_ALLOC), *span_bits(s, w, SPAN_ALLOC) & ~r, __ATOMIC_RELAXED);
         }
     }
-    s->alloc_cache = ~s->allocbits[0];
+    s->alloc_cache = ~*span_bits(s, 0, SPAN_ALLOC);
     s->zeroed = 0;
 }
 
@@ -146,9 +146,9 @@ void mcentral_uncache_span(mspan *s) {
             handed = ((uint64_t)1 << (fi & 63)) - 1;
         else
             handed = 0;
-        uint64_t a = (s->allocbits[w] | handed) & ~s->localfree[w];
-        __atomic_store_n(&s->allocbits[w], a, __ATOMIC_RELAXED);
-        __atomic_store_n(&s->localfree[w], 0, __ATOMIC_RELAXED);
+        uint64_t a = (*span_bits(s, w, SPAN_ALLOC) | handed) & ~*span_bits(s, w, SPAN_LOCAL);
+        __atomic_store_n(span_bits(s, w, SPAN_ALLOC), a, __ATOMIC_RELAXED);
+        __atomic_store_n(span_bits(s, w, SPAN_LOCAL), 0, __ATOMIC_RELAXED);
     }
     __atomic_store_n(&s->freeindex, 0, __ATOMIC_RELEASE);
     s->alloc_cache = 0;
@@ -174,7 +174,7 @@ void mcentral_free_remote(mspan *s, uint32_t idx, const char *caller) {
     void *p = (void *)(s->base + (uintptr_t)idx * s->elemsize);
     if (!span_slot_live(s, idx))
         gm_bad_pointer(caller, p, true);
-    uint64_t old = __atomic_fetch_or(&s->remotefree[w], bit, __ATOMIC_ACQ_REL);
+    uint64_t old = __atomic_fetch_or(span_bits(s, w, SPAN_REMOTE), bit, __ATOMIC_ACQ_REL);
     if (old & bit)
         gm_bad_pointer(caller, p, true);
     int64_t before = __atomic_fetch_sub(&s->live, 1, __ATOMIC_ACQ_REL);

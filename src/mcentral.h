@@ -28,9 +28,9 @@ static inline bool span_slot_live(const mspan *s, uint32_t idx) {
     uint32_t w = idx >> 6;
     uint64_t bit = (uint64_t)1 << (idx & 63);
     uint32_t fi = __atomic_load_n(&s->freeindex, __ATOMIC_ACQUIRE);
-    bool allocated = idx < fi || (__atomic_load_n(&s->allocbits[w], __ATOMIC_RELAXED) & bit);
-    return allocated && !(__atomic_load_n(&s->localfree[w], __ATOMIC_RELAXED) & bit) &&
-           !(__atomic_load_n(&s->remotefree[w], __ATOMIC_RELAXED) & bit);
+    bool allocated = idx < fi || (__atomic_load_n(span_bits(s, w, SPAN_ALLOC), __ATOMIC_RELAXED) & bit);
+    return allocated && !(__atomic_load_n(span_bits(s, w, SPAN_LOCAL), __ATOMIC_RELAXED) & bit) &&
+           !(__atomic_load_n(span_bits(s, w, SPAN_REMOTE), __ATOMIC_RELAXED) & bit);
 }
 
 GM_INTERNAL void mcentral_lock_all_for_fork(void);

@@ -66,7 +66,7 @@ static void *meta_bump(size_t size) {
 }
 
 static size_t span_struct_size(unsigned nwords, bool tiny) {
-    size_t sz = gm_align_up(sizeof(mspan), 16) + 3 * nwords * sizeof(uint64_t);
+    size_t sz = sizeof(mspan) + 3 * nwords * sizeof(uint64_t);
     if (tiny)
         sz += 2 * (GM_PAGE_SIZE / GM_TINY_BLOCK) * sizeof(uint32_t);
     return sz;
@@ -109,10 +109,8 @@ static void span_setup(mspan *s, uintptr_t base, size_t npages, unsigned spc, un
     s->spanclass = (uint8_t)spc;
     s->nwords = (uint16_t)nwords;
     if (nwords) {
-        uint64_t *bits = (uint64_t *)((char *)s + gm_align_up(sizeof(mspan), 16));
-        s->allocbits = bits;
-        s->localfree = bits + nwords;
-        s->remotefree = bits + 2 * nwords;
+        uint64_t *bits = (uint64_t *)(s + 1);
+        s->bits = bits;
         if (spc == GM_TINY_SPAN_CLASS) {
             s->tiny_alloc = (uint32_t *)(bits + 3 * nwords);
             s->tiny_freed = s->tiny_alloc + GM_PAGE_SIZE / GM_TINY_BLOCK;

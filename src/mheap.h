@@ -29,37 +29,41 @@ struct mcache;
  * touch which field when.
  */
 typedef struct mspan {
-    /* Fixed while the span is in use. */
+    /* First line: what every free reads and the owner's fast path writes. */
     uintptr_t base;
-    uint32_t npages;
-    uint8_t spanclass;     /* 0: large */
-    uint8_t state;         /* SPAN_* */
-    uint8_t zeroed;        /* memory known zero (fresh from the OS) until first reuse */
-    uint8_t listed;        /* in its mcentral's partial list (mcentral lock) */
     uint32_t elemsize;
     uint32_t divmagic;
     uint16_t nelems;
-    uint16_t nwords;       /* words in each bitmap */
-
-    /* Owner side: written only by the mcache that owns the span. */
-    uint32_t freeindex;    /* slots below are allocated (or freed since) */
-    uint64_t alloc_cache;  /* ~allocbits from freeindex, for ctz */
-    int32_t owner_delta;   /* objects handed out minus freed locally, this ownership */
+    uint8_t spanclass;     /* 0: large */
+    uint8_t state;         /* SPAN_* */
+    uint32_t freeindex;    /* owner: slots below are allocated (or freed since) */
+    uint64_t alloc_cache;  /* owner: ~allocbits from freeindex, for ctz */
     struct mcache *owner;  /* NULL when not in an mcache */
+    uint64_t *bits;        /* slot bitmaps, interleaved per 64-slot word w:
+                            * bits[3w] allocbits (owner writes; 1 = allocated),
+                            * bits[3w+1] localfree (owner's frees since its sweep),
+                            * bits[3w+2] remotefree (others' frees, atomic OR) */
+    int32_t owner_delta;   /* owner: handed out minus freed locally, this ownership */
+    uint16_t nwords;       /* 64-slot words */
+    uint8_t zeroed;        /* memory known zero (fresh from the OS) until first reuse */
+    uint8_t listed;        /* in its mcentral's partial list (mcentral lock) */
 
-    /* Shared. */
+    /* Second line: what other threads write when they free. */
+    int64_t live __attribute__((aligned(64))); /* live objects, + SPAN_OWNED_BIAS while owned */
     uint32_t gen;          /* bumped each time the span goes back to mheap */
-    int64_t live;          /* live objects, + SPAN_OWNED_BIAS while owned */
-
+    uint32_t npages;
     struct mspan *next, *prev; /* mcentral partial list; mheap free list */
     size_t large_size;     /* large spans: bytes asked for (stats) */
-
-    uint64_t *allocbits;   /* 1 = slot allocated (owner writes) */
-    uint64_t *localfree;   /* slots freed by the owner since its last sweep */
-    uint64_t *remotefree;  /* slots freed by other threads (atomic OR) */
-    uint32_t *tiny_alloc;  /* tiny spans: per block, piece starts | end << 16 */
+    uint32_t *tiny_alloc;  /* tiny spans: per block, piece starts | piece ends << 16 */
     uint32_t *tiny_freed;  /* tiny spans: per block, freed piece starts | TINY_RELEASED */
 } mspan;
+
+enum { SPAN_ALLOC = 0, SPAN_LOCAL = 1, SPAN_REMOTE = 2 };
+
+/* Word w (slots 64w..64w+63) of one of a span's three slot bitmaps. */
+static inline uint64_t *span_bits(const mspan *s, uint32_t w, int which) {
+    return &s->bits[3 * w + (uint32_t)which];
+}
 
 /* The span a thread cache starts with: no free slot, so the fast path falls
  * through to the refill without a NULL test. */
