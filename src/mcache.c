@@ -242,7 +242,7 @@ void *mcache_alloc_slow(mcache *mc, unsigned spc) {
         /* Keep the span if the sweep found a worthwhile number of free
          * slots (the same mark mcentral lists spans at); otherwise trade it
          * for one with more room. */
-        uint32_t enough = s->nelems / 8 ? s->nelems / 8 : 1;
+        uint32_t enough = s->nelems / 4 ? s->nelems / 4 : 1;
         if (span_sweep_exhausted(s) >= enough) {
             idx = span_next_free(s);
             goto found;

@@ -69,13 +69,13 @@ static void list_remove(mcentral *c, mspan *s) {
     s->listed = 0;
 }
 
-/* An unowned span joins the partial list once at least an eighth of its
+/* An unowned span joins the partial list once at least a quarter of its
  * slots (at least one) are free: a cache that takes it then gets a run of
  * allocations out of it, instead of one slot per trip through the lock.  The
  * few slots of a span below that mark wait for more frees (bounded waste,
  * like a size class's tail). */
 static inline int64_t list_mark(int64_t nelems) {
-    int64_t t = nelems / 8;
+    int64_t t = nelems / 4;
     return nelems - (t ? t : 1);
 }
 
