@@ -48,7 +48,7 @@ static GM_NOINLINE void *alloc_large(size_t size, size_t align, bool zero) {
     size_t align_pages = align > GM_PAGE_SIZE ? align >> GM_PAGE_SHIFT : 1;
     if (!mcache_global_init())
         return fail_enomem();
-    mspan *s = mheap_alloc_large(npages, align_pages, size);
+    mspan *s = mheap_alloc_large(npages, align_pages, size, zero);
     if (!s)
         return fail_enomem();
     if (zero && !s->zeroed)

@@ -229,7 +229,12 @@ mspan *mheap_alloc_small(unsigned spc, struct mcache *owner) {
     return s;
 }
 
-mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size) {
+/* Dirty runs at least this large are zeroed by giving them back to the OS
+ * rather than by memset: calloc'ed memory that is never touched then costs
+ * nothing, and memory that is touched costs a page fault instead of a store. */
+#define ZERO_BY_RELEASE_BYTES ((size_t)1 << 20)
+
+mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size, bool zero) {
     gm_lock(&heap_lock);
     bool zeroed;
     uintptr_t base = alloc_pages(npages, align_pages, &zeroed);
@@ -239,6 +244,10 @@ mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size) {
             free_pages(base, npages);
         gm_unlock(&heap_lock);
         return NULL;
+    }
+    if (zero && !zeroed && (npages << GM_PAGE_SHIFT) >= ZERO_BY_RELEASE_BYTES) {
+        os_release((void *)base, npages << GM_PAGE_SHIFT);
+        zeroed = true;
     }
     span_setup(s, base, npages, 0, 0);
     s->state = SPAN_LARGE;

@@ -74,8 +74,9 @@ GM_INTERNAL bool mheap_init(void);
 /* A fresh span for span class spc, owned by `owner`; NULL if out of memory. */
 GM_INTERNAL mspan *mheap_alloc_small(unsigned spc, struct mcache *owner);
 
-/* A large span of npages whose base is a multiple of align_pages pages. */
-GM_INTERNAL mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size);
+/* A large span of npages whose base is a multiple of align_pages pages.
+ * With `zero`, the memory reads as zero (s->zeroed is set). */
+GM_INTERNAL mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size, bool zero);
 
 /* Returns a span to the heap (its pages become free). */
 GM_INTERNAL void mheap_free_span(mspan *s);

@@ -180,5 +180,5 @@ __attribute__((destructor)) static void report_at_exit(void) {
     if (!gm_opt.stats_at_exit)
         options_init();
     if (gm_opt.stats_at_exit)
-        gm_print_stats(2);
+        gm_print_stats(gm_opt.stats_fd);
 }

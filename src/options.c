@@ -5,6 +5,8 @@
  */
 #include "options.h"
 
+#include "os.h"
+
 #include <string.h>
 
 extern char **environ;
@@ -12,6 +14,7 @@ extern char **environ;
 gm_options gm_opt = {
     .tiny = true,
     .stats_at_exit = false,
+    .stats_fd = 2,
     .scavenge_delay_ns = 500ull * 1000000,
     .scavenge_tick_ns = 100ull * 1000000,
     .retain_bytes = (size_t)64 << 20,
@@ -46,8 +49,10 @@ void options_init(void) {
     uint64_t v;
     if (env_u64("GOMALLOC_TINY", &v))
         gm_opt.tiny = v != 0;
-    if (env_u64("GOMALLOC_STATS", &v))
-        gm_opt.stats_at_exit = v != 0;
+    if (env_u64("GOMALLOC_STATS", &v) && v != 0 && !gm_opt.stats_at_exit) {
+        gm_opt.stats_at_exit = true;
+        gm_opt.stats_fd = os_dup_high(2);
+    }
     if (env_u64("GOMALLOC_SCAVENGE_DELAY_MS", &v) && v < UINT64_MAX / 1000000)
         gm_opt.scavenge_delay_ns = v * 1000000;
     if (env_u64("GOMALLOC_RETAIN_MB", &v) && v < ((uint64_t)1 << 40))

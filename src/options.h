@@ -10,6 +10,7 @@
 typedef struct gm_options {
     bool tiny;                  /* GOMALLOC_TINY: pack < 16 B requests (default 1) */
     bool stats_at_exit;         /* GOMALLOC_STATS: heap report on stderr at exit */
+    int stats_fd;               /* where that report goes (a duplicate of stderr) */
     uint64_t scavenge_delay_ns; /* GOMALLOC_SCAVENGE_DELAY_MS: free this long -> OS (500) */
     uint64_t scavenge_tick_ns;  /* how often the delay is checked (100 ms) */
     size_t retain_bytes;        /* GOMALLOC_RETAIN_MB: free memory always kept resident (64) */

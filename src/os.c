@@ -12,6 +12,7 @@
 #include "os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -68,6 +69,13 @@ void os_unmap(void *addr, size_t bytes) {
     int saved = errno;
     munmap(addr, bytes);
     errno = saved;
+}
+
+int os_dup_high(int fd) {
+    int saved = errno;
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+    errno = saved;
+    return d >= 0 ? d : fd;
 }
 
 size_t os_metadata_bytes(void) { return __atomic_load_n(&metadata_bytes, __ATOMIC_RELAXED); }

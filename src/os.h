@@ -19,6 +19,9 @@ GM_INTERNAL void os_release(void *addr, size_t bytes);
 GM_INTERNAL void *os_alloc_metadata(size_t bytes);
 /* Unmaps a reservation (used only when a reservation attempt is abandoned). */
 GM_INTERNAL void os_unmap(void *addr, size_t bytes);
+/* A close-on-exec duplicate of fd at a high number (fd itself on failure),
+ * so a report at exit survives a program that closes its stderr. */
+GM_INTERNAL int os_dup_high(int fd);
 /* Bytes mapped by os_alloc_metadata so far. */
 GM_INTERNAL size_t os_metadata_bytes(void);
 
