@@ -35,6 +35,52 @@
 static inline uintptr_t gm_align_up(uintptr_t x, uintptr_t a) { return (x + a - 1) & ~(a - 1); }
 static inline uintptr_t gm_align_down(uintptr_t x, uintptr_t a) { return x & ~(a - 1); }
 
+/* glibc keeps this true while the process has a single thread (it turns
+ * false before a second thread starts).  Then no other thread can observe
+ * our shared words, and plain read-modify-writes do what atomic ones would,
+ * without the cost of a locked instruction.  Weak: an older libc lacks it. */
+extern char __libc_single_threaded __attribute__((weak));
+
+static inline bool gm_single_threaded(void) {
+    return &__libc_single_threaded && __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t gm_fetch_or64(uint64_t *p, uint64_t v) {
+    if (gm_single_threaded()) {
+        uint64_t old = *p;
+        *p = old | v;
+        return old;
+    }
+    return __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL);
+}
+
+static inline uint32_t gm_fetch_or32(uint32_t *p, uint32_t v) {
+    if (gm_single_threaded()) {
+        uint32_t old = *p;
+        *p = old | v;
+        return old;
+    }
+    return __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL);
+}
+
+static inline int64_t gm_fetch_add64(int64_t *p, int64_t v) {
+    if (gm_single_threaded()) {
+        int64_t old = *p;
+        *p = old + v;
+        return old;
+    }
+    return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL);
+}
+
+static inline uint64_t gm_exchange64(uint64_t *p, uint64_t v) {
+    if (gm_single_threaded()) {
+        uint64_t old = *p;
+        *p = v;
+        return old;
+    }
+    return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL);
+}
+
 /* A lock for allocator state: a futex word, 0 free, 1 held, 2 held with waiters.
  * It never allocates, and after fork() the child resets it by storing 0. */
 typedef struct { int word; } gm_lock_t;
@@ -43,6 +89,10 @@ GM_INTERNAL void gm_lock_slow(gm_lock_t *l);
 GM_INTERNAL void gm_unlock_wake(gm_lock_t *l);
 
 static inline void gm_lock(gm_lock_t *l) {
+    if (gm_single_threaded() && l->word == 0) {
+        l->word = 1;
+        return;
+    }
     int expected = 0;
     if (likely(__atomic_compare_exchange_n(&l->word, &expected, 1, false,
                                            __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
@@ -57,6 +107,10 @@ static inline bool gm_trylock(gm_lock_t *l) {
 }
 
 static inline void gm_unlock(gm_lock_t *l) {
+    if (gm_single_threaded()) {
+        l->word = 0;
+        return;
+    }
     if (unlikely(__atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE) == 2))
         gm_unlock_wake(l);
 }

@@ -107,7 +107,7 @@ static uint32_t span_sweep_exhausted(mspan *s) {
             full = ((uint64_t)1 << (s->nelems & 63)) - 1;
         uint64_t r = 0;
         if (__atomic_load_n(span_bits(s, w, SPAN_REMOTE), __ATOMIC_RELAXED))
-            r = __atomic_exchange_n(span_bits(s, w, SPAN_REMOTE), 0, __ATOMIC_ACQUIRE);
+            r = gm_exchange64(span_bits(s, w, SPAN_REMOTE), 0);
         uint64_t freed = (*span_bits(s, w, SPAN_LOCAL) | r) & full;
         __atomic_store_n(span_bits(s, w, SPAN_LOCAL), 0, __ATOMIC_RELAXED);
         __atomic_store_n(span_bits(s, w, SPAN_ALLOC), full & ~freed, __ATOMIC_RELAXED);
@@ -158,7 +158,7 @@ static mcache *cache_create(void) {
 static void tiny_release(mcache *mc) {
     if (!mc->tiny)
         return;
-    uint32_t old = __atomic_fetch_or(mc->tiny_freed, TINY_RELEASED, __ATOMIC_ACQ_REL);
+    uint32_t old = gm_fetch_or32(mc->tiny_freed, TINY_RELEASED);
     uintptr_t block = mc->tiny;
     bool all_freed = (old & 0xffff) == (mc->tiny_word & 0xffff);
     mc->tiny = 0;
@@ -335,7 +335,7 @@ void mcache_free_tiny(mspan *s, void *p, const char *caller) {
         return;
     uint32_t b, piece = tiny_check(s, p, caller, &b);
     uint32_t bit = (uint32_t)1 << piece;
-    uint32_t old = __atomic_fetch_or(&s->tiny_freed[b], bit, __ATOMIC_ACQ_REL);
+    uint32_t old = gm_fetch_or32(&s->tiny_freed[b], bit);
     if (old & bit)
         gm_bad_pointer(caller, p, true);
     if (mc->kind == MCACHE_OWN)

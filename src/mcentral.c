@@ -35,6 +35,9 @@
  * makes a late call on a span that was freed and reused a no-op.  No free
  * takes a lock unless it moves the span.
  *
+ * The read-modify-writes go through gm_fetch_* (common.h): plain operations
+ * while the process has one thread, locked instructions once it has more.
+ *
  * Locking: one lock per span class, taken before the heap lock.
  */
 #include "mcentral.h"
@@ -108,7 +111,7 @@ static void reconcile(unsigned spc, mspan *s, uint32_t gen) {
 static void sweep_acquired(mspan *s) {
     for (unsigned w = 0; w < s->nwords; w++) {
         if (__atomic_load_n(span_bits(s, w, SPAN_REMOTE), __ATOMIC_RELAXED)) {
-            uint64_t r = __atomic_exchange_n(span_bits(s, w, SPAN_REMOTE), 0, __ATOMIC_ACQUIRE);
+            uint64_t r = gm_exchange64(span_bits(s, w, SPAN_REMOTE), 0);
             __atomic_store_n(span_bits(s, w, SPAN_ALLOC), *span_bits(s, w, SPAN_ALLOC) & ~r, __ATOMIC_RELAXED);
         }
     }
@@ -122,7 +125,7 @@ mspan *mcentral_cache_span(unsigned spc, struct mcache *owner) {
     mspan *s = c->partial;
     if (s) {
         list_remove(c, s);
-        __atomic_fetch_add(&s->live, SPAN_OWNED_BIAS, __ATOMIC_ACQ_REL);
+        gm_fetch_add64(&s->live, SPAN_OWNED_BIAS);
         __atomic_store_n(&s->owner, owner, __ATOMIC_RELAXED);
         gm_unlock(&c->lock);
         s->owner_delta = 0;
@@ -160,7 +163,7 @@ void mcentral_uncache_span(mspan *s) {
     int64_t nelems = s->nelems;
     int64_t delta = s->owner_delta;
     s->owner_delta = 0;
-    int64_t live = __atomic_add_fetch(&s->live, delta - SPAN_OWNED_BIAS, __ATOMIC_ACQ_REL);
+    int64_t live = gm_fetch_add64(&s->live, delta - SPAN_OWNED_BIAS) + delta - SPAN_OWNED_BIAS;
     if (live <= list_mark(nelems))
         reconcile(spc, s, gen);
 }
@@ -174,10 +177,10 @@ void mcentral_free_remote(mspan *s, uint32_t idx, const char *caller) {
     void *p = (void *)(s->base + (uintptr_t)idx * s->elemsize);
     if (!span_slot_live(s, idx))
         gm_bad_pointer(caller, p, true);
-    uint64_t old = __atomic_fetch_or(span_bits(s, w, SPAN_REMOTE), bit, __ATOMIC_ACQ_REL);
+    uint64_t old = gm_fetch_or64(span_bits(s, w, SPAN_REMOTE), bit);
     if (old & bit)
         gm_bad_pointer(caller, p, true);
-    int64_t before = __atomic_fetch_sub(&s->live, 1, __ATOMIC_ACQ_REL);
+    int64_t before = gm_fetch_add64(&s->live, -1);
     if (before < SPAN_OWNED_BIAS / 2 && (before == list_mark(nelems) + 1 || before == 1))
         reconcile(spc, s, gen);
 }
