@@ -130,17 +130,13 @@ void *gm_aligned_alloc(size_t alignment, size_t size) {
     return alloc_aligned(alignment, size);
 }
 
-/* glibc's memalign: small alignments mean malloc, others round up to a power
- * of two, and only an alignment above SIZE_MAX/2+1 is invalid. */
+/* As the manual page says: an alignment that is not a power of two is
+ * EINVAL (glibc itself rounds it up). */
 void *gm_memalign(size_t alignment, size_t size) {
-    if (alignment <= GM_MIN_ALIGN)
-        return gm_malloc(size);
-    if (alignment > SIZE_MAX / 2 + 1) {
+    if (!is_pow2(alignment)) {
         errno = EINVAL;
         return NULL;
     }
-    if (!is_pow2(alignment))
-        alignment = (size_t)1 << (64 - __builtin_clzll(alignment));
     return alloc_aligned(alignment, size);
 }
 
@@ -251,7 +247,7 @@ void *gm_realloc(void *p, size_t size) {
     } else if (spc != 0) {
         /* Same size class: nothing to do (Go's classes are at most 12.5%
          * apart, so staying never wastes much). */
-        if (size <= usable && size > GM_TINY_BLOCK && gm_size_to_class(size) == spc)
+        if (size <= usable && gm_size_to_class(size) == spc)
             return p;
     } else if (size > GM_MAX_SMALL_SIZE) {
         size_t npages = (size + GM_PAGE_SIZE - 1) >> GM_PAGE_SHIFT;

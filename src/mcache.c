@@ -15,10 +15,11 @@
  * keeps two words outside user memory: tiny_alloc (a bit at each piece's
  * first byte, and in the high half a bit at each piece's last byte, so a
  * piece's usable size is exact and never changes), written only by the cache
- * holding the block; and tiny_freed (freed piece starts, plus
- * TINY_RELEASED once the holder has moved on), set with atomic OR.  The block
- * goes back to its span when both words show every piece freed and the block
- * released: whoever's atomic OR completes that picture frees it.  The holder
+ * holding the block; and tiny_freed, set only by atomic OR: the starts of
+ * freed pieces in its low half and, once the holder has moved on, the final
+ * piece starts in its high half.  One word thus tells whether every piece is
+ * freed and the block released, and whoever's atomic OR completes that
+ * picture frees the block; nobody reads the span after losing that race.  The holder
  * frees the newest piece of its own block by taking it back (moving the
  * offset down), so a malloc/free pair of tiny objects stays in one block.
  *
@@ -158,9 +159,10 @@ static mcache *cache_create(void) {
 static void tiny_release(mcache *mc) {
     if (!mc->tiny)
         return;
-    uint32_t old = gm_fetch_or32(mc->tiny_freed, TINY_RELEASED);
+    uint32_t starts = mc->tiny_word & 0xffff;
+    uint32_t old = gm_fetch_or32(mc->tiny_freed, starts << 16);
     uintptr_t block = mc->tiny;
-    bool all_freed = (old & 0xffff) == (mc->tiny_word & 0xffff);
+    bool all_freed = (old & 0xffff) == starts;
     mc->tiny = 0;
     mc->tiny_off = GM_TINY_BLOCK;
     mc->tiny_word = 0;
@@ -341,11 +343,8 @@ void mcache_free_tiny(mspan *s, void *p, const char *caller) {
     if (mc->kind == MCACHE_OWN)
         mc->tiny_frees++;
     uint32_t now = old | bit;
-    if (now & TINY_RELEASED) {
-        uint32_t starts = __atomic_load_n(&s->tiny_alloc[b], __ATOMIC_ACQUIRE) & 0xffff;
-        if ((now & 0xffff) == starts)
-            mcache_free_small(s, b, caller);
-    }
+    if ((now >> 16) && (now & 0xffff) == (now >> 16))
+        mcache_free_small(s, b, caller);
 }
 
 size_t mcache_tiny_usable(mspan *s, void *p, const char *caller) {

@@ -11,7 +11,6 @@
 
 #include "mcentral.h"
 
-#define TINY_RELEASED ((uint32_t)1 << 16)
 
 typedef struct mcache {
     mspan *alloc[GM_NUM_SPAN_CLASSES];

@@ -22,6 +22,7 @@
  */
 #include "mheap.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "arena.h"
@@ -101,9 +102,11 @@ static size_t span_size_of(const mspan *s) {
 
 /* Fills a struct for a new span, keeping `gen` from its previous life. */
 static void span_setup(mspan *s, uintptr_t base, size_t npages, unsigned spc, unsigned nwords) {
-    uint32_t gen = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
-    memset(s, 0, span_struct_size(nwords, spc == GM_TINY_SPAN_CLASS));
-    s->gen = gen;
+    /* Everything but gen, which a late reader may be checking right now. */
+    size_t size = span_struct_size(nwords, spc == GM_TINY_SPAN_CLASS);
+    size_t gen_end = offsetof(mspan, gen) + sizeof s->gen;
+    memset(s, 0, offsetof(mspan, gen));
+    memset((char *)s + gen_end, 0, size - gen_end);
     s->base = base;
     s->npages = (uint32_t)npages;
     s->spanclass = (uint8_t)spc;

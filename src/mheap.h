@@ -55,7 +55,7 @@ typedef struct mspan {
     struct mspan *next, *prev; /* mcentral partial list; mheap free list */
     size_t large_size;     /* large spans: bytes asked for (stats) */
     uint32_t *tiny_alloc;  /* tiny spans: per block, piece starts | piece ends << 16 */
-    uint32_t *tiny_freed;  /* tiny spans: per block, freed piece starts | TINY_RELEASED */
+    uint32_t *tiny_freed;  /* tiny spans: per block, freed piece starts | final starts << 16 */
 } mspan;
 
 enum { SPAN_ALLOC = 0, SPAN_LOCAL = 1, SPAN_REMOTE = 2 };
