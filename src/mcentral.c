@@ -47,7 +47,8 @@
 typedef struct mcentral {
     gm_lock_t lock;
     mspan *partial; /* doubly linked through next/prev */
-    char pad[64 - sizeof(gm_lock_t) - sizeof(mspan *)];
+    mspan *spare;   /* one empty span kept back from mheap */
+    char pad[64 - sizeof(gm_lock_t) - 2 * sizeof(mspan *)];
 } mcentral;
 
 static mcentral centrals[GM_NUM_SPAN_CLASSES] __attribute__((aligned(64)));
@@ -94,9 +95,21 @@ static void reconcile(unsigned spc, mspan *s, uint32_t gen) {
         gm_unlock(&c->lock); /* a cache took it: its owner decides */
         return;
     }
+    if (s == c->spare) {
+        gm_unlock(&c->lock);
+        return;
+    }
     if (live == 0) {
         if (s->listed)
             list_remove(c, s);
+        if (!c->spare) {
+            /* Keep one empty span: a class that empties and refills a span
+             * over and over (a loop of 8 KiB objects, say) then does not go
+             * through the heap lock and the page allocator each time. */
+            c->spare = s;
+            gm_unlock(&c->lock);
+            return;
+        }
         __atomic_fetch_add(&s->gen, 1, __ATOMIC_RELEASE);
         gm_unlock(&c->lock);
         mheap_free_span(s);
@@ -123,8 +136,11 @@ mspan *mcentral_cache_span(unsigned spc, struct mcache *owner) {
     mcentral *c = &centrals[spc];
     gm_lock(&c->lock);
     mspan *s = c->partial;
-    if (s) {
+    if (s)
         list_remove(c, s);
+    else if ((s = c->spare) != NULL)
+        c->spare = NULL;
+    if (s) {
         gm_fetch_add64(&s->live, SPAN_OWNED_BIAS);
         __atomic_store_n(&s->owner, owner, __ATOMIC_RELAXED);
         gm_unlock(&c->lock);

@@ -121,6 +121,65 @@ static void span_setup(mspan *s, uintptr_t base, size_t npages, unsigned spc, un
     }
 }
 
+/* ---- recently freed large runs ----
+ *
+ * A program that frees a large block often asks for one of the same size
+ * soon after (buffers, per-request arrays).  The last few freed runs stay
+ * allocated in the page allocator and are handed out again as they are, with
+ * no search and no summary updates.  They count as idle, and go back to the
+ * page allocator after the scavenge delay, when the table is full, or on
+ * malloc_trim. */
+
+#define LARGE_CACHE_SLOTS 8
+#define LARGE_CACHE_MAX_PAGES ((size_t)(1 << 20) >> GM_PAGE_SHIFT) /* 8 MiB at most in all */
+
+static struct { uintptr_t base; size_t npages; uint64_t freed_at; } large_cache[LARGE_CACHE_SLOTS];
+
+static void large_cache_evict(unsigned i) {
+    pagealloc_free(large_cache[i].base, large_cache[i].npages, large_cache[i].freed_at);
+    large_cache[i].base = 0;
+}
+
+static void large_cache_expire(uint64_t older_than) {
+    for (unsigned i = 0; i < LARGE_CACHE_SLOTS; i++)
+        if (large_cache[i].base && large_cache[i].freed_at <= older_than)
+            large_cache_evict(i);
+}
+
+static bool large_cache_put(uintptr_t base, size_t npages) {
+    if (npages > LARGE_CACHE_MAX_PAGES)
+        return false;
+    unsigned victim = 0;
+    for (unsigned i = 0; i < LARGE_CACHE_SLOTS; i++) {
+        if (!large_cache[i].base) {
+            victim = i;
+            goto put;
+        }
+        if (large_cache[i].freed_at < large_cache[victim].freed_at)
+            victim = i;
+    }
+    large_cache_evict(victim);
+put:
+    large_cache[victim].base = base;
+    large_cache[victim].npages = npages;
+    large_cache[victim].freed_at = gm_nanotime();
+    pages_inuse -= npages;
+    return true;
+}
+
+static uintptr_t large_cache_take(size_t npages, size_t align_pages) {
+    for (unsigned i = 0; i < LARGE_CACHE_SLOTS; i++) {
+        uintptr_t base = large_cache[i].base;
+        if (base && large_cache[i].npages == npages &&
+            (base & ((align_pages << GM_PAGE_SHIFT) - 1)) == 0) {
+            large_cache[i].base = 0;
+            pages_inuse += npages;
+            return base;
+        }
+    }
+    return 0;
+}
+
 /* ---- pages ---- */
 
 static void release_to_os(uintptr_t addr, size_t bytes) {
@@ -136,6 +195,8 @@ static void scavenge_locked(uint64_t now) {
         peak_cur = pages_inuse;
         window_start = now;
     }
+    if (now - last_tick >= gm_opt.scavenge_tick_ns && now > gm_opt.scavenge_delay_ns)
+        large_cache_expire(now - gm_opt.scavenge_delay_ns);
     size_t dirty = pagealloc_free_pages() - pagealloc_scav_pages();
     size_t limit = gm_opt.retain_bytes >> GM_PAGE_SHIFT;
     if (limit < peak_cur)
@@ -182,6 +243,7 @@ static void free_pages(uintptr_t base, size_t npages) {
     pages_inuse -= npages;
     scavenge_locked(now);
 }
+
 
 /* ---- the API ---- */
 
@@ -239,8 +301,10 @@ mspan *mheap_alloc_small(unsigned spc, struct mcache *owner) {
 
 mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size, bool zero) {
     gm_lock(&heap_lock);
-    bool zeroed;
-    uintptr_t base = alloc_pages(npages, align_pages, &zeroed);
+    bool zeroed = false;
+    uintptr_t base = large_cache_take(npages, align_pages);
+    if (!base)
+        base = alloc_pages(npages, align_pages, &zeroed);
     mspan *s = base ? span_struct_alloc(span_struct_size(0, false)) : NULL;
     if (!s) {
         if (base)
@@ -295,7 +359,8 @@ void mheap_free_large(mspan *s, void *p, const char *caller) {
     uintptr_t base = s->base;
     size_t npages = s->npages;
     span_struct_free(s, span_size_of(s));
-    free_pages(base, npages);
+    if (!large_cache_put(base, npages))
+        free_pages(base, npages);
     gm_unlock(&heap_lock);
 }
 
@@ -323,6 +388,7 @@ bool mheap_resize_large(mspan *s, size_t npages, size_t size) {
 
 size_t mheap_release_all(void) {
     gm_lock(&heap_lock);
+    large_cache_expire(UINT64_MAX);
     size_t n = pagealloc_scavenge(SIZE_MAX, UINT64_MAX, release_to_os);
     gm_unlock(&heap_lock);
     return n << GM_PAGE_SHIFT;
