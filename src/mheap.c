@@ -16,6 +16,11 @@
  *   once, where the recent peak covers the last one or two delay windows.  Pages
  *   just freed are the first reused (first fit), so a churn of large objects
  *   keeps its pages resident instead of faulting them in again.
+ * - With a memory limit (GOMALLOC_MEMLIMIT_MB, Go's GOMEMLIMIT) the scavenger
+ *   keeps in-use plus dirty free pages under 95% of it, releasing
+ *   synchronously when an allocation or free would cross it.
+ * - Large objects: the last few freed runs of up to 1 MiB are kept as they
+ *   are and handed out again for the same page count (see large_cache).
  *
  * Locking: heap_lock guards everything here.  It is the innermost allocator
  * lock: mcentral may call in while holding its own lock, never the reverse.
@@ -203,6 +208,14 @@ static void scavenge_locked(uint64_t now) {
         limit = peak_cur;
     if (limit < peak_prev)
         limit = peak_prev;
+    if (gm_opt.memlimit_bytes) {
+        /* Go's memory limit: keep in-use plus dirty free pages under 95% of
+         * it, whatever their age. */
+        size_t goal = (gm_opt.memlimit_bytes >> GM_PAGE_SHIFT) / 20 * 19;
+        size_t room = goal > pages_inuse ? goal - pages_inuse : 0;
+        if (limit > room)
+            limit = room;
+    }
     if (dirty > limit)
         dirty -= pagealloc_scavenge(dirty - limit, UINT64_MAX, release_to_os);
     if (dirty && now - last_tick >= gm_opt.scavenge_tick_ns) {
@@ -234,6 +247,8 @@ static uintptr_t alloc_pages(size_t npages, size_t align_pages, bool *zeroed) {
     pages_inuse += npages;
     if (pages_inuse > peak_cur)
         peak_cur = pages_inuse;
+    if (gm_opt.memlimit_bytes && nscav < npages)
+        scavenge_locked(gm_nanotime()); /* reusing dirty pages may free room under the limit */
     return a;
 }
 
@@ -359,7 +374,9 @@ void mheap_free_large(mspan *s, void *p, const char *caller) {
     uintptr_t base = s->base;
     size_t npages = s->npages;
     span_struct_free(s, span_size_of(s));
-    if (!large_cache_put(base, npages))
+    if (large_cache_put(base, npages))
+        scavenge_locked(gm_nanotime()); /* an eviction may have freed pages */
+    else
         free_pages(base, npages);
     gm_unlock(&heap_lock);
 }

@@ -112,7 +112,7 @@ void gm_print_stats(int fd) {
     emit(&o, "  HeapReleased %14s  free pages returned to the OS\n", human(b, sizeof b, h->heap_released));
     emit(&o, "  HeapAlloc    %14s  live objects, by size class\n", human(b, sizeof b, h->heap_alloc));
     emit(&o, "  HeapObjects  %14llu\n", (unsigned long long)h->heap_objects);
-    emit(&o, "  MetaSys      %14s  spans, bitmaps, caches (outside the heap)\n", human(b, sizeof b, h->meta_sys));
+    emit(&o, "  MetaSys      %14s  metadata address space (resident only where touched)\n", human(b, sizeof b, h->meta_sys));
     emit(&o, "  Mallocs      %14llu\n", (unsigned long long)h->mallocs);
     emit(&o, "  Frees        %14llu\n", (unsigned long long)h->frees);
     emit(&o, "  Scavenged    %14s  returned to the OS, ever\n", human(b, sizeof b, h->scavenged_bytes));

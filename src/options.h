@@ -15,6 +15,7 @@ typedef struct gm_options {
     uint64_t scavenge_tick_ns;  /* how often the delay is checked (100 ms) */
     size_t retain_bytes;        /* GOMALLOC_RETAIN_MB: free memory always kept resident (64) */
     size_t grow_bytes;          /* the heap grows by at least this much (4 MiB) */
+    size_t memlimit_bytes;      /* GOMALLOC_MEMLIMIT_MB: soft limit on resident heap (0: none) */
 } gm_options;
 
 extern gm_options gm_opt GM_INTERNAL;

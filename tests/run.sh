@@ -234,6 +234,22 @@ if t stats && need_lib stats; then
         run stats 120 GM_ROOT="$ROOT" GM_LIB="$LIB" GMTEST_BIN="$OUT" bash tests/stats/test_stats.sh
 fi
 
+# ----------------------------------------------- start-up and life cycle
+if t early && need_lib early; then
+    build early "$CC" $TEST_CFLAGS -fPIC -shared tests/early/early_lib.c \
+        -o "$OUT/libgmt_early_link.so" &&
+        build early "$CC" $TEST_CFLAGS -fPIC -shared -DEARLY_PRE tests/early/early_lib.c \
+            -o "$OUT/libgmt_early_pre.so" &&
+        build early "$CC" $TEST_CFLAGS -fPIC -shared tests/early/early_dl.c \
+            -o "$OUT/libgmt_early_dl.so" &&
+        build early "$CC" $TEST_CFLAGS -pthread tests/early/test_early.c -o "$OUT/test_early" \
+            -L"$OUT" -lgmt_early_link -Wl,-rpath,"$OUT" -ldl &&
+        build early "$CC" $TEST_CFLAGS -pthread tests/early/test_early.c \
+            -o "$OUT/test_early_linked" -Wl,--no-as-needed "$LIB" -L"$OUT" -lgmt_early_link \
+            $RPATH -Wl,-rpath,"$OUT" -ldl &&
+        run early 60 GM_ROOT="$ROOT" GM_LIB="$LIB" GMTEST_BIN="$OUT" bash tests/early/test_early.sh
+fi
+
 # ------------------------------------------------------- real programs
 for p in python perl git gcc sort; do
     if t "prog_$p" && need_lib "prog_$p"; then
