@@ -250,6 +250,34 @@ if t early && need_lib early; then
         run early 60 GM_ROOT="$ROOT" GM_LIB="$LIB" GMTEST_BIN="$OUT" bash tests/early/test_early.sh
 fi
 
+if t thread_exit && need_lib thread_exit; then
+    build thread_exit "$CC" $TEST_CFLAGS -pthread -DAPI_GM tests/threads/test_thread_exit.c \
+        -o "$OUT/test_thread_exit" "$LIB" $RPATH &&
+        run thread_exit 60 "$OUT/test_thread_exit"
+fi
+if t fork && need_lib fork; then
+    build fork "$CC" $TEST_CFLAGS -pthread tests/fork/test_fork.c -o "$OUT/test_fork" &&
+        run fork 60 "${PRELOAD[@]}" "$OUT/test_fork"
+fi
+
+# ------------------------------------------------------ the OS's memory
+if t release && need_lib release; then
+    build release "$CC" $TEST_CFLAGS tests/release/test_release.c -o "$OUT/test_release" \
+        "$LIB" $RPATH &&
+        run release 60 GOMALLOC_SCAVENGE_DELAY_MS=100 "$OUT/test_release"
+fi
+if t pressure && need_lib pressure; then
+    build pressure "$CC" $TEST_CFLAGS tests/pressure/test_pressure.c -o "$OUT/test_pressure" &&
+        run pressure 60 "${PRELOAD[@]}" "$OUT/test_pressure"
+fi
+
+# ------------------------------------------------------------------- C++
+if t cxx && need_lib cxx; then
+    build cxx "${CXX:-g++}" -std=c++17 -O2 -g -Wall -Wextra -Iinclude -pthread \
+        tests/cxx/test_cxx.cpp -o "$OUT/test_cxx" -ldl &&
+        run cxx 60 "${PRELOAD[@]}" "$OUT/test_cxx"
+fi
+
 # ------------------------------------------------------- real programs
 for p in python perl git gcc sort; do
     if t "prog_$p" && need_lib "prog_$p"; then
