@@ -80,9 +80,10 @@ bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got) {
     if (bytes > GM_HEAP_RANGE)
         return false;
     bytes = gm_align_up(bytes, GM_CHUNK_SIZE);
-    if (committed_end + bytes > reserved_end) {
+    uintptr_t start = committed_end;
+    if (start + bytes > reserved_end) {
         /* First try to extend the current reservation in place. */
-        size_t need = gm_align_up(committed_end + bytes - reserved_end, GM_ARENA_SIZE);
+        size_t need = gm_align_up(start + bytes - reserved_end, GM_ARENA_SIZE);
         uintptr_t at = reserved_end;
         if (!os_reserve_at(at, need)) {
             /* Something else lives there: start a new run of arenas.  The
@@ -91,21 +92,26 @@ bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got) {
             at = reserve_arenas(reserved_end + GM_ARENA_SIZE, need);
             if (at == 0)
                 return false;
-            committed_end = at;
+            start = at;
         }
-        if (!add_arena_metadata(at, need))
+        if (!add_arena_metadata(at, need)) {
+            os_unmap((void *)at, need); /* leave no hole we would trip over */
             return false;
+        }
         reserved_end = at + need;
+        committed_end = start;
     }
-    if (!os_commit((void *)committed_end, bytes))
+    if (!os_commit((void *)start, bytes))
         return false;
-    *addr = committed_end;
+    *addr = start;
     *got = bytes;
-    committed_end += bytes;
+    committed_end = start + bytes;
     committed_bytes += bytes;
     os_maps++;
     return true;
 }
+
+uintptr_t arena_committed_end(void) { return committed_end; }
 
 void spanmap_set(uintptr_t base, size_t npages, struct mspan *s) {
     for (size_t i = 0; i < npages; i++) {

@@ -43,6 +43,9 @@ GM_INTERNAL bool arena_init(void);
  * Returns the chunk-aligned start and the committed size.  Heap lock held. */
 GM_INTERNAL bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got);
 
+/* The end of the committed heap: growing from here is contiguous. */
+GM_INTERNAL uintptr_t arena_committed_end(void);
+
 /* Points every page in [base, base + npages pages) at s (NULL to clear). */
 GM_INTERNAL void spanmap_set(uintptr_t base, size_t npages, struct mspan *s);
 

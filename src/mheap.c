@@ -385,13 +385,25 @@ bool mheap_resize_large(mspan *s, size_t npages, size_t size) {
     bool ok = true;
     gm_lock(&heap_lock);
     size_t old = s->npages;
+    uintptr_t end = s->base + (old << GM_PAGE_SHIFT);
     if (npages < old) {
         free_pages(s->base + (npages << GM_PAGE_SHIFT), old - npages);
     } else if (npages > old) {
-        size_t nscav;
-        ok = pagealloc_alloc_at(s->base + (old << GM_PAGE_SHIFT), npages - old, &nscav);
-        if (ok)
-            pages_inuse += npages - old;
+        size_t nscav, more = npages - old;
+        ok = pagealloc_alloc_at(end, more, &nscav);
+        if (!ok && end == arena_committed_end()) {
+            /* The block ends the heap: grow the heap under it. */
+            uintptr_t addr;
+            size_t got;
+            ok = arena_grow(more << GM_PAGE_SHIFT, &addr, &got) &&
+                 pagealloc_grow(addr, got >> GM_PAGE_SHIFT) && addr == end &&
+                 pagealloc_alloc_at(end, more, &nscav);
+        }
+        if (ok) {
+            pages_inuse += more;
+            if (pages_inuse > peak_cur)
+                peak_cur = pages_inuse;
+        }
     }
     if (ok) {
         large_inuse_bytes += (npages << GM_PAGE_SHIFT);
