@@ -140,8 +140,11 @@ static void span_setup(mspan *s, uintptr_t base, size_t npages, unsigned spc, un
 
 static struct { uintptr_t base; size_t npages; uint64_t freed_at; } large_cache[LARGE_CACHE_SLOTS];
 
+static size_t large_cache_pages;
+
 static void large_cache_evict(unsigned i) {
     pagealloc_free(large_cache[i].base, large_cache[i].npages, large_cache[i].freed_at);
+    large_cache_pages -= large_cache[i].npages;
     large_cache[i].base = 0;
 }
 
@@ -168,6 +171,7 @@ put:
     large_cache[victim].base = base;
     large_cache[victim].npages = npages;
     large_cache[victim].freed_at = gm_nanotime();
+    large_cache_pages += npages;
     pages_inuse -= npages;
     return true;
 }
@@ -178,6 +182,7 @@ static uintptr_t large_cache_take(size_t npages, size_t align_pages) {
         if (base && large_cache[i].npages == npages &&
             (base & ((align_pages << GM_PAGE_SHIFT) - 1)) == 0) {
             large_cache[i].base = 0;
+            large_cache_pages -= npages;
             pages_inuse += npages;
             return base;
         }
@@ -228,6 +233,11 @@ static void scavenge_locked(uint64_t now) {
 static uintptr_t alloc_pages(size_t npages, size_t align_pages, bool *zeroed) {
     size_t nscav = 0;
     uintptr_t a = pagealloc_alloc(npages, align_pages, &nscav);
+    if (!a && large_cache_pages) {
+        /* Before the heap grows, the cached runs go back to the pool. */
+        large_cache_expire(UINT64_MAX);
+        a = pagealloc_alloc(npages, align_pages, &nscav);
+    }
     if (!a) {
         size_t want = npages + (align_pages > 1 ? align_pages : 0);
         if (want > (GM_HEAP_RANGE >> GM_PAGE_SHIFT))
