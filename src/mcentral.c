@@ -3,9 +3,10 @@
  * have free slots (the partial list), and the rules for freeing into spans.
  *
  * Ownership.  A small span is either owned by exactly one mcache (it is that
- * cache's current span for the class) or unowned.  Unowned spans with a free
- * slot sit in their mcentral's partial list; unowned full spans sit nowhere
- * and are found again only through frees.
+ * cache's current span for the class) or unowned.  Unowned spans with enough
+ * free slots (list_mark) sit in their mcentral's partial list; unowned fuller
+ * spans sit nowhere and are found again only through frees.  One empty span
+ * per class may be kept as the spare instead of going back to mheap.
  *
  * Slot state, per span (three bitmaps, outside user memory):
  *   allocbits   written by the owner only.  Slot i is allocated when
@@ -27,10 +28,11 @@
  *
  * Who moves a span.  Whoever takes an unowned span's live count down to the
  * list mark (enough of it became free, see list_mark) or from 1 to 0
- * (entirely free) calls reconcile(); so does the owner when it gives a span back.  reconcile()
- * runs under the mcentral lock and looks at the current state: a span that
- * has been taken by a cache meanwhile is left alone, an empty one goes back to
- * mheap, a partly free one into the partial list.  It is idempotent, so an
+ * (entirely free) calls reconcile(); so does the owner when it gives a span
+ * back.  reconcile() runs under the mcentral lock and looks at the current
+ * state: a span that has been taken by a cache meanwhile is left alone, an
+ * empty one becomes the spare or goes back to mheap, a partly free one goes
+ * into the partial list.  It is idempotent, so an
  * extra call is harmless, and `gen` (bumped when the span returns to mheap)
  * makes a late call on a span that was freed and reused a no-op.  No free
  * takes a lock unless it moves the span.
