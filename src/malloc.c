@@ -272,9 +272,7 @@ void *gm_reallocarray(void *p, size_t nmemb, size_t size) {
 
 int gm_malloc_trim(size_t pad) {
     (void)pad;
-    mcache *mc = gm_tls_mcache;
-    if (mc->kind == MCACHE_OWN)
-        mcache_flush(mc);
+    mcache_trim();
     return mheap_release_all() > 0;
 }
 

@@ -184,6 +184,13 @@ void mcache_flush(mcache *mc) {
     }
 }
 
+void mcache_trim(void) {
+    mcache *mc = gm_tls_mcache;
+    if (mc->kind == MCACHE_OWN)
+        mcache_flush(mc);
+    mcentral_release_spares();
+}
+
 static void retire_counters(const mcache *mc) {
     for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++) {
         retired.nmalloc[i] += mc->nmalloc[i];
@@ -375,6 +382,7 @@ void mcache_read_stats(mcache_stats *out) {
         out->nfree[i] += orphan_mcache.nfree[i];
     }
     out->nfree[0] += __atomic_load_n(&shared_frees, __ATOMIC_RELAXED);
+    out->spare_bytes = mcentral_spare_bytes();
 }
 
 /* ---- initialisation and fork ---- */

@@ -106,14 +106,18 @@ GM_INTERNAL void mcache_free_tiny(mspan *s, void *p, const char *caller);
 /* Bytes usable at tiny piece p (aborts if p is not a live piece). */
 GM_INTERNAL size_t mcache_tiny_usable(mspan *s, void *p, const char *caller);
 
-/* Gives this thread's spans back to mcentral (malloc_trim, thread exit). */
+/* Gives this thread's spans back to mcentral (thread exit). */
 GM_INTERNAL void mcache_flush(mcache *mc);
+/* malloc_trim: flush this thread's cache, and mcentral's spare spans go back
+ * to mheap. */
+GM_INTERNAL void mcache_trim(void);
 
 /* Totals over all caches, live and retired. */
 typedef struct mcache_stats {
     uint64_t nmalloc[GM_NUM_SPAN_CLASSES];
     uint64_t nfree[GM_NUM_SPAN_CLASSES];
     uint64_t tiny_allocs, tiny_frees, refills;
+    size_t spare_bytes; /* empty spans mcentral keeps: idle, though not in mheap */
 } mcache_stats;
 GM_INTERNAL void mcache_read_stats(mcache_stats *out);
 

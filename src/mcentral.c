@@ -5,8 +5,8 @@
  * Ownership.  A small span is either owned by exactly one mcache (it is that
  * cache's current span for the class) or unowned.  Unowned spans with enough
  * free slots (list_mark) sit in their mcentral's partial list; unowned fuller
- * spans sit nowhere and are found again only through frees.  One empty span
- * per class may be kept as the spare instead of going back to mheap.
+ * spans sit nowhere and are found again only through frees.  A few empty
+ * spans per class may be kept as spares instead of going back to mheap.
  *
  * Slot state, per span (three bitmaps, outside user memory):
  *   allocbits   written by the owner only.  Slot i is allocated when
@@ -31,7 +31,7 @@
  * (entirely free) calls reconcile(); so does the owner when it gives a span
  * back.  reconcile() runs under the mcentral lock and looks at the current
  * state: a span that has been taken by a cache meanwhile is left alone, an
- * empty one becomes the spare or goes back to mheap, a partly free one goes
+ * empty one becomes a spare or goes back to mheap, a partly free one goes
  * into the partial list.  It is idempotent, so an
  * extra call is harmless, and `gen` (bumped when the span returns to mheap)
  * makes a late call on a span that was freed and reused a no-op.  No free
@@ -49,8 +49,9 @@
 typedef struct mcentral {
     gm_lock_t lock;
     mspan *partial; /* doubly linked through next/prev */
-    mspan *spare;   /* one empty span kept back from mheap */
-    char pad[64 - sizeof(gm_lock_t) - 2 * sizeof(mspan *)];
+    mspan *spares;  /* empty spans kept back from mheap, linked by next */
+    size_t nspares;
+    char pad[64 - sizeof(gm_lock_t) - 2 * sizeof(mspan *) - sizeof(size_t)];
 } mcentral;
 
 static mcentral centrals[GM_NUM_SPAN_CLASSES] __attribute__((aligned(64)));
@@ -85,6 +86,18 @@ static inline int64_t list_mark(int64_t nelems) {
     return nelems - (t ? t : 1);
 }
 
+/* Empty spans kept per class: a few, and no more than 128 KiB of them. */
+#define SPARE 2 /* a span's `listed` value while it is a spare */
+#define MAX_SPARES 4
+#define MAX_SPARE_BYTES ((size_t)128 << 10)
+
+static size_t spare_bytes; /* over all classes, for statistics */
+
+static bool keep_spare(const mcentral *c, const mspan *s) {
+    return c->nspares < MAX_SPARES &&
+           (c->nspares + 1) * ((size_t)s->npages << GM_PAGE_SHIFT) <= MAX_SPARE_BYTES;
+}
+
 static void reconcile(unsigned spc, mspan *s, uint32_t gen) {
     mcentral *c = &centrals[spc];
     gm_lock(&c->lock);
@@ -97,18 +110,22 @@ static void reconcile(unsigned spc, mspan *s, uint32_t gen) {
         gm_unlock(&c->lock); /* a cache took it: its owner decides */
         return;
     }
-    if (s == c->spare) {
+    if (s->listed == SPARE) {
         gm_unlock(&c->lock);
         return;
     }
     if (live == 0) {
         if (s->listed)
             list_remove(c, s);
-        if (!c->spare) {
-            /* Keep one empty span: a class that empties and refills a span
-             * over and over (a loop of 8 KiB objects, say) then does not go
+        if (keep_spare(c, s)) {
+            /* A class that empties and refills spans over and over (objects
+             * of 8 KiB and more fill only a few per span) then does not go
              * through the heap lock and the page allocator each time. */
-            c->spare = s;
+            s->next = c->spares;
+            c->spares = s;
+            c->nspares++;
+            s->listed = SPARE;
+            __atomic_fetch_add(&spare_bytes, (size_t)s->npages << GM_PAGE_SHIFT, __ATOMIC_RELAXED);
             gm_unlock(&c->lock);
             return;
         }
@@ -138,10 +155,15 @@ mspan *mcentral_cache_span(unsigned spc, struct mcache *owner) {
     mcentral *c = &centrals[spc];
     gm_lock(&c->lock);
     mspan *s = c->partial;
-    if (s)
+    if (s) {
         list_remove(c, s);
-    else if ((s = c->spare) != NULL)
-        c->spare = NULL;
+    } else if ((s = c->spares) != NULL) {
+        c->spares = s->next;
+        c->nspares--;
+        s->next = NULL;
+        s->listed = 0;
+        __atomic_fetch_sub(&spare_bytes, (size_t)s->npages << GM_PAGE_SHIFT, __ATOMIC_RELAXED);
+    }
     if (s) {
         gm_fetch_add64(&s->live, SPAN_OWNED_BIAS);
         __atomic_store_n(&s->owner, owner, __ATOMIC_RELAXED);
@@ -201,6 +223,29 @@ void mcentral_free_remote(mspan *s, uint32_t idx, const char *caller) {
     int64_t before = gm_fetch_add64(&s->live, -1);
     if (before < SPAN_OWNED_BIAS / 2 && (before == list_mark(nelems) + 1 || before == 1))
         reconcile(spc, s, gen);
+}
+
+size_t mcentral_spare_bytes(void) { return __atomic_load_n(&spare_bytes, __ATOMIC_RELAXED); }
+
+void mcentral_release_spares(void) {
+    for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++) {
+        mcentral *c = &centrals[spc];
+        gm_lock(&c->lock);
+        mspan *list = c->spares;
+        c->spares = NULL;
+        c->nspares = 0;
+        for (mspan *s = list; s; s = s->next) {
+            __atomic_fetch_sub(&spare_bytes, (size_t)s->npages << GM_PAGE_SHIFT, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&s->gen, 1, __ATOMIC_RELEASE);
+        }
+        gm_unlock(&c->lock);
+        while (list) {
+            mspan *next = list->next;
+            list->listed = 0;
+            mheap_free_span(list);
+            list = next;
+        }
+    }
 }
 
 void mcentral_lock_all_for_fork(void) {

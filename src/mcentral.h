@@ -33,6 +33,10 @@ static inline bool span_slot_live(const mspan *s, uint32_t idx) {
            !(__atomic_load_n(span_bits(s, w, SPAN_REMOTE), __ATOMIC_RELAXED) & bit);
 }
 
+/* The empty spans kept back as spares: their bytes, and giving them to mheap. */
+GM_INTERNAL size_t mcentral_spare_bytes(void);
+GM_INTERNAL void mcentral_release_spares(void);
+
 GM_INTERNAL void mcentral_lock_all_for_fork(void);
 GM_INTERNAL void mcentral_unlock_all_after_fork(bool child);
 

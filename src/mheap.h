@@ -46,7 +46,7 @@ typedef struct mspan {
     int32_t owner_delta;   /* owner: handed out minus freed locally, this ownership */
     uint16_t nwords;       /* 64-slot words */
     uint8_t zeroed;        /* memory known zero (fresh from the OS) until first reuse */
-    uint8_t listed;        /* in its mcentral's partial list (mcentral lock) */
+    uint8_t listed;        /* in its mcentral's partial list, or a spare (mcentral lock) */
 
     /* Second line: what other threads write when they free. */
     int64_t live __attribute__((aligned(64))); /* live objects, + SPAN_OWNED_BIAS while owned */

@@ -28,8 +28,9 @@ static void take_snapshot(snapshot *s) {
     mcache_read_stats(&s->caches);
     gm_heap_stats *h = &s->h;
     h->heap_sys = s->heap.sys;
-    h->heap_inuse = s->heap.inuse;
-    h->heap_idle = s->heap.idle;
+    size_t spare = s->caches.spare_bytes < s->heap.inuse ? s->caches.spare_bytes : s->heap.inuse;
+    h->heap_inuse = s->heap.inuse - spare;
+    h->heap_idle = s->heap.idle + spare;
     h->heap_released = s->heap.released;
     h->meta_sys = s->heap.meta;
     uint64_t small_mallocs = 0, small_frees = 0;
