@@ -322,7 +322,7 @@ mspan *mheap_alloc_small(unsigned spc, struct mcache *owner) {
 /* Dirty runs at least this large are zeroed by giving them back to the OS
  * rather than by memset: calloc'ed memory that is never touched then costs
  * nothing, and memory that is touched costs a page fault instead of a store. */
-#define ZERO_BY_RELEASE_BYTES ((size_t)1 << 20)
+#define ZERO_BY_RELEASE_BYTES ((size_t)128 << 10)
 
 mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size, bool zero) {
     gm_lock(&heap_lock);
