@@ -20,8 +20,7 @@ int main(int argc, char **argv)
         { "touch", 8, "random lines checked, then written, per block (<= 64)" },
         { "seed", 1, "random seed" },
     };
-    bench_args(argc, argv, "calloc: big zeroed blocks, sparsely touched", o,
-               (int)(sizeof o / sizeof o[0]));
+    BENCH_ARGS(argc, argv, "calloc: big zeroed blocks, sparsely touched", o);
     size_t min = (size_t)o[0].value, max = (size_t)o[1].value, live = (size_t)o[2].value;
     long long touch = o[4].value;
     if (min < 1 || max < min || live < 1 || o[3].value < 0 || touch < 0 || touch > 64)

@@ -61,8 +61,7 @@ int main(int argc, char **argv)
         { "threads", 1, "threads, each with its own window" },
         { "seed", 1, "random seed" },
     };
-    bench_args(argc, argv, "churn: random-size objects replaced at random in a window",
-               o, (int)(sizeof o / sizeof o[0]));
+    BENCH_ARGS(argc, argv, "churn: random-size objects replaced at random in a window", o);
     if (o[0].value < OBJ_MIN || o[1].value < o[0].value || o[2].value < 1 || o[4].value < 1)
         bench_fail("bad parameters");
 
@@ -72,9 +71,7 @@ int main(int argc, char **argv)
         w[i] = (struct worker){ i, o[3].value, o[2].value, (size_t)o[0].value,
                                 (size_t)o[1].value, (uint64_t)o[5].value, 0 };
     run_threads(nt, churn, w, sizeof *w);
-    uint64_t sum = 0;
-    for (int i = 0; i < nt; i++)
-        sum += w[i].sum;
+    uint64_t sum = sum_each(&w[0].sum, nt, sizeof *w);
     free(w);
     bench_ok(sum);
     return 0;

@@ -113,6 +113,10 @@ BENCH_UNUSED static void bench_args(int argc, char **argv, const char *what,
     }
 }
 
+/* bench_args for an array of options, counting them. */
+#define BENCH_ARGS(argc, argv, what, opts) \
+    bench_args(argc, argv, what, opts, (int)(sizeof(opts) / sizeof((opts)[0])))
+
 /* ---- PRNG: splitmix64 seeding, xoshiro-style xorshift* stepping --------- */
 
 typedef struct { uint64_t s; } rng_t;
@@ -256,6 +260,17 @@ BENCH_UNUSED static void run_threads(int n, void *(*fn)(void *), void *args, siz
     for (int i = 0; i < n; i++)
         pthread_join(t[i], NULL);
     free(t);
+}
+
+/* The sum of one uint64_t field over an array of n structs of stride bytes,
+ * given that field in the first one: the per-thread results once
+ * run_threads has joined the workers, as in sum_each(&w[0].sum, nt, sizeof *w). */
+BENCH_UNUSED static uint64_t sum_each(const uint64_t *first, int n, size_t stride)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += *(const uint64_t *)((const char *)first + (size_t)i * stride);
+    return sum;
 }
 
 #endif

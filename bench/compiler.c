@@ -190,8 +190,8 @@ int main(int argc, char **argv)
         { "depth", 10, "maximum expression depth" },
         { "seed", 1, "random seed" },
     };
-    bench_args(argc, argv, "compiler: long-lived symbol table and trees, short-lived temporaries",
-               o, (int)(sizeof o / sizeof o[0]));
+    BENCH_ARGS(argc, argv,
+               "compiler: long-lived symbol table and trees, short-lived temporaries", o);
     if (o[0].value < 1 || o[1].value < 1 || o[2].value < 1 || o[3].value < 1)
         bench_fail("bad parameters");
 

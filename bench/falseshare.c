@@ -51,8 +51,7 @@ int main(int argc, char **argv)
         { "rounds", 100, "objects each thread allocates, writes and frees in turn" },
         { "writes", 1000000, "byte writes per object" },
     };
-    bench_args(argc, argv, "falseshare: small per-thread objects written in tight loops", o,
-               (int)(sizeof o / sizeof o[0]));
+    BENCH_ARGS(argc, argv, "falseshare: small per-thread objects written in tight loops", o);
     int nt = (int)o[0].value;
     size_t size = (size_t)o[2].value;
     if (nt < 1 || o[1].value < 0 || o[1].value > 1 || size < 1 || o[3].value < 1 ||
@@ -66,9 +65,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < nt; i++)
             w[i].given = xmalloc(size);
     run_threads(nt, work, w, sizeof *w);
-    uint64_t sum = 0;
-    for (int i = 0; i < nt; i++)
-        sum += w[i].sum;
+    uint64_t sum = sum_each(&w[0].sum, nt, sizeof *w);
     free(w);
     bench_ok(sum);
     return 0;

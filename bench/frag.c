@@ -27,6 +27,30 @@ static size_t mixed_size(rng_t *r, size_t scale)
     return n * scale / 10;
 }
 
+/* Appends objects of mixed_size(r, scale) to the array *obj (*n used of
+ * *cap, doubled when full) until they add up to at least bytes; returns
+ * how many bytes they take. */
+static size_t alloc_until(void ***obj, size_t *n, size_t *cap, rng_t *r, size_t scale,
+                          size_t bytes)
+{
+    size_t got = 0;
+    while (got < bytes) {
+        if (*n == *cap) {
+            *cap *= 2;
+            void **p = realloc(*obj, *cap * sizeof **obj);
+            if (p == NULL)
+                bench_fail("realloc failed");
+            *obj = p;
+        }
+        size_t sz = mixed_size(r, scale);
+        (*obj)[*n] = xmalloc(sz);
+        obj_fill((*obj)[*n], sz, (uint32_t)*n);
+        got += sz;
+        (*n)++;
+    }
+    return got;
+}
+
 int main(int argc, char **argv)
 {
     struct bench_opt o[] = {
@@ -34,30 +58,16 @@ int main(int argc, char **argv)
         { "pct", 90, "percent of objects freed at random" },
         { "seed", 1, "random seed" },
     };
-    bench_args(argc, argv, "frag: allocate, free most at random, allocate other sizes", o,
-               (int)(sizeof o / sizeof o[0]));
+    BENCH_ARGS(argc, argv, "frag: allocate, free most at random, allocate other sizes", o);
     size_t total = (size_t)o[0].value;
     if (total < 1 || o[1].value < 0 || o[1].value > 100)
         bench_fail("bad parameters");
 
     rng_t r = rng_seed((uint64_t)o[2].value, 0);
-    size_t cap = 1024, n = 0, live = 0, maxsz = (256 << 10) * 15 / 10;
+    size_t cap = 1024, n = 0, maxsz = (256 << 10) * 15 / 10;
     void **obj = xmalloc(cap * sizeof *obj);
     uint64_t sum = 0;
-    while (live < total) {
-        if (n == cap) {
-            cap *= 2;
-            void **p = realloc(obj, cap * sizeof *obj);
-            if (p == NULL)
-                bench_fail("realloc failed");
-            obj = p;
-        }
-        size_t sz = mixed_size(&r, 10);
-        obj[n] = xmalloc(sz);
-        obj_fill(obj[n], sz, (uint32_t)n);
-        live += sz;
-        n++;
-    }
+    size_t live = alloc_until(&obj, &n, &cap, &r, 10, total);
     long long rss_full = rss_kb();
 
     size_t freed = 0, kept = 0;
@@ -73,24 +83,9 @@ int main(int argc, char **argv)
     }
     long long rss_freed = rss_kb();
 
-    size_t again = 0;
     n = kept;
     live -= freed;
-    while (again < freed) {
-        if (n == cap) {
-            cap *= 2;
-            void **p = realloc(obj, cap * sizeof *obj);
-            if (p == NULL)
-                bench_fail("realloc failed");
-            obj = p;
-        }
-        size_t sz = mixed_size(&r, 15);
-        obj[n] = xmalloc(sz);
-        obj_fill(obj[n], sz, (uint32_t)n);
-        again += sz;
-        n++;
-    }
-    live += again;
+    live += alloc_until(&obj, &n, &cap, &r, 15, freed);
     long long rss_again = rss_kb();
 
     for (size_t i = 0; i < n; i++) {

@@ -16,8 +16,7 @@ int main(int argc, char **argv)
         { "iters", 300, "replacements" },
         { "seed", 1, "random seed" },
     };
-    bench_args(argc, argv, "large: allocate, touch and free big objects", o,
-               (int)(sizeof o / sizeof o[0]));
+    BENCH_ARGS(argc, argv, "large: allocate, touch and free big objects", o);
     size_t min = (size_t)o[0].value, max = (size_t)o[1].value;
     size_t live = (size_t)o[2].value;
     if (min < OBJ_MIN || max < min || max >= (1ull << 32) || live < 1 || o[3].value < 0)

@@ -66,8 +66,7 @@ int main(int argc, char **argv)
         { "max", 1024, "largest object size (bytes)" },
         { "seed", 1, "random seed" },
     };
-    bench_args(argc, argv, "larson: workers replace random objects in a shared pool",
-               o, (int)(sizeof o / sizeof o[0]));
+    BENCH_ARGS(argc, argv, "larson: workers replace random objects in a shared pool", o);
     int nt = (int)o[0].value;
     nslots = (size_t)o[1].value;
     int gens = (int)o[3].value;
@@ -94,8 +93,7 @@ int main(int argc, char **argv)
             allocated += w[i].ops;
         }
         run_threads(nt, work, w, sizeof *w);
-        for (int i = 0; i < nt; i++)
-            sum += w[i].sum;
+        sum += sum_each(&w[0].sum, nt, sizeof *w);
     }
     long long left = 0;
     for (size_t i = 0; i < nslots; i++) {

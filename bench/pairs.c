@@ -12,8 +12,7 @@ int main(int argc, char **argv)
         { "size", 16, "object size (bytes)" },
         { "n", 100000, "malloc+free pairs" },
     };
-    bench_args(argc, argv, "pairs: n malloc+free pairs of one size", o,
-               (int)(sizeof o / sizeof o[0]));
+    BENCH_ARGS(argc, argv, "pairs: n malloc+free pairs of one size", o);
     size_t size = (size_t)o[0].value;
     if (size < 1 || o[1].value < 0)
         bench_fail("bad parameters");

@@ -102,8 +102,7 @@ int main(int argc, char **argv)
         { "max", 512, "largest object size (bytes)" },
         { "seed", 1, "random seed" },
     };
-    bench_args(argc, argv, "prodcons: producers allocate, consumers free", o,
-               (int)(sizeof o / sizeof o[0]));
+    BENCH_ARGS(argc, argv, "prodcons: producers allocate, consumers free", o);
     int nt = (int)o[0].value;
     minsz = (size_t)o[4].value;
     maxsz = (size_t)o[5].value;
@@ -118,11 +117,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < nt; i++)
         w[i] = (struct worker){ i / 2, !(i & 1), o[1].value, o[2].value, (uint64_t)o[6].value, 0, 0 };
     run_threads(nt, run, w, sizeof *w);
-    uint64_t sum = 0, count = 0;
-    for (int i = 0; i < nt; i++) {
-        sum += w[i].sum;
-        count += w[i].count;
-    }
+    uint64_t sum = sum_each(&w[0].sum, nt, sizeof *w);
+    uint64_t count = sum_each(&w[0].count, nt, sizeof *w);
     if (count != (uint64_t)(nt / 2) * (uint64_t)o[1].value)
         bench_fail("consumed %llu objects, expected %llu", (unsigned long long)count,
                    (unsigned long long)(nt / 2) * (unsigned long long)o[1].value);

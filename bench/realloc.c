@@ -19,7 +19,7 @@ int main(int argc, char **argv)
         { "max", 4 << 20, "final buffer size (bytes)" },
         { "rounds", 2, "times the buffers are grown from empty and freed" },
     };
-    bench_args(argc, argv, "realloc: grow buffers step by step", o, (int)(sizeof o / sizeof o[0]));
+    BENCH_ARGS(argc, argv, "realloc: grow buffers step by step", o);
     size_t nb = (size_t)o[0].value, step = (size_t)o[1].value, max = (size_t)o[2].value;
     if (nb < 1 || step < 1 || max < step || o[3].value < 1)
         bench_fail("bad parameters");

@@ -119,22 +119,19 @@ static void check_fail_(const char *file, int line, const char *expr, const char
 }
 
 /* CHECK(cond): count, and report the line if cond is false.  Evaluates to cond. */
-#define CHECK(cond)                                                                \
-    (__extension__({                                                               \
-        int check_ok_ = !!(cond);                                                  \
-        __atomic_fetch_add(&check_count_, 1, __ATOMIC_RELAXED);                    \
-        if (!check_ok_)                                                            \
-            check_fail_(__FILE__, __LINE__, #cond, NULL);                          \
-        check_ok_;                                                                 \
-    }))
+#define CHECK(cond) CHECK_AS_(cond, #cond, NULL)
 
 /* CHECK_MSG(cond, fmt, ...): the same, with a printf-style note on failure. */
-#define CHECK_MSG(cond, ...)                                                       \
+#define CHECK_MSG(cond, ...) CHECK_AS_(cond, #cond, __VA_ARGS__)
+
+/* Both of them: cond, its text as written, then the note's format and values
+ * (NULL for none). */
+#define CHECK_AS_(cond, text, ...)                                                 \
     (__extension__({                                                               \
         int check_ok_ = !!(cond);                                                  \
         __atomic_fetch_add(&check_count_, 1, __ATOMIC_RELAXED);                    \
         if (!check_ok_)                                                            \
-            check_fail_(__FILE__, __LINE__, #cond, __VA_ARGS__);                   \
+            check_fail_(__FILE__, __LINE__, text, __VA_ARGS__);                    \
         check_ok_;                                                                 \
     }))
 

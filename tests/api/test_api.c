@@ -230,6 +230,15 @@ static void test_malloc_zero(void) {
         API(free)(p[i]);
 }
 
+/* call (about the size n) must set p to NULL and errno to ENOMEM; what is
+ * its name for the report, with %#zx for n. */
+#define CHECK_ENOMEM(call, what)                                                   \
+    do {                                                                           \
+        errno = 0;                                                                 \
+        p = call;                                                                  \
+        CHECK_MSG(p == NULL && errno == ENOMEM, what " = %p errno %d", n, p, errno); \
+    } while (0)
+
 /* Requests no machine can satisfy fail with NULL and ENOMEM. */
 static void test_impossible(void) {
     const size_t sizes[] = {SIZE_MAX,           SIZE_MAX - 1,         SIZE_MAX - 4095,
@@ -242,38 +251,16 @@ static void test_impossible(void) {
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t n = sizes[i];
         void *p;
-        errno = 0;
-        p = API(malloc)(n);
-        CHECK_MSG(p == NULL && errno == ENOMEM, "malloc(%#zx) = %p errno %d", n, p, errno);
-        errno = 0;
-        p = API(calloc)(1, n);
-        CHECK_MSG(p == NULL && errno == ENOMEM, "calloc(1, %#zx) = %p errno %d", n, p, errno);
-        errno = 0;
-        p = API(calloc)(n, 1);
-        CHECK_MSG(p == NULL && errno == ENOMEM, "calloc(%#zx, 1) = %p errno %d", n, p, errno);
-        errno = 0;
-        p = API(realloc)(NULL, n);
-        CHECK_MSG(p == NULL && errno == ENOMEM, "realloc(NULL, %#zx) = %p errno %d", n, p, errno);
-        errno = 0;
-        p = API(reallocarray)(NULL, 1, n);
-        CHECK_MSG(p == NULL && errno == ENOMEM, "reallocarray(NULL, 1, %#zx) = %p errno %d", n, p,
-                  errno);
-        errno = 0;
-        p = API(realloc)(keep, n);
-        CHECK_MSG(p == NULL && errno == ENOMEM, "realloc(p, %#zx) = %p errno %d", n, p, errno);
-        errno = 0;
-        p = API(valloc)(n);
-        CHECK_MSG(p == NULL && errno == ENOMEM, "valloc(%#zx) = %p errno %d", n, p, errno);
-        errno = 0;
-        p = API(pvalloc)(n);
-        CHECK_MSG(p == NULL && errno == ENOMEM, "pvalloc(%#zx) = %p errno %d", n, p, errno);
-        errno = 0;
-        p = API(memalign)(64, n);
-        CHECK_MSG(p == NULL && errno == ENOMEM, "memalign(64, %#zx) = %p errno %d", n, p, errno);
-        errno = 0;
-        p = API(aligned_alloc)(4096, n);
-        CHECK_MSG(p == NULL && errno == ENOMEM, "aligned_alloc(4096, %#zx) = %p errno %d", n, p,
-                  errno);
+        CHECK_ENOMEM(API(malloc)(n), "malloc(%#zx)");
+        CHECK_ENOMEM(API(calloc)(1, n), "calloc(1, %#zx)");
+        CHECK_ENOMEM(API(calloc)(n, 1), "calloc(%#zx, 1)");
+        CHECK_ENOMEM(API(realloc)(NULL, n), "realloc(NULL, %#zx)");
+        CHECK_ENOMEM(API(reallocarray)(NULL, 1, n), "reallocarray(NULL, 1, %#zx)");
+        CHECK_ENOMEM(API(realloc)(keep, n), "realloc(p, %#zx)");
+        CHECK_ENOMEM(API(valloc)(n), "valloc(%#zx)");
+        CHECK_ENOMEM(API(pvalloc)(n), "pvalloc(%#zx)");
+        CHECK_ENOMEM(API(memalign)(64, n), "memalign(64, %#zx)");
+        CHECK_ENOMEM(API(aligned_alloc)(4096, n), "aligned_alloc(4096, %#zx)");
         void *q = (void *)0x1234;
         int r = API(posix_memalign)(&q, 256, n);
         CHECK_MSG(r == ENOMEM && q == (void *)0x1234, "posix_memalign(256, %#zx) = %d, %p", n, r,

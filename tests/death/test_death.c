@@ -95,49 +95,37 @@ static void c_mmap(enum op op) {
     do_op(op, (char *)m + 4096);
 }
 
-static void c_interior_small(enum op op) {
-    char *p = malloc(100);
-    memset(p, 2, 100);
-    do_op(op, p + 16);
+/* Passes the address off bytes into a new object of size bytes, the first
+ * len of them set to byte. */
+static void interior(enum op op, size_t size, int byte, size_t len, size_t off) {
+    char *p = malloc(size);
+    memset(p, byte, len);
+    do_op(op, p + off);
 }
 
-static void c_interior_small_odd(enum op op) {
-    char *p = malloc(48);
-    memset(p, 2, 48);
-    do_op(op, p + 1);
-}
+static void c_interior_small(enum op op) { interior(op, 100, 2, 100, 16); }
 
-static void c_interior_class(enum op op) {
-    /* an interior address of a 2 KiB object, 8 bytes past its start */
-    char *p = malloc(2000);
-    memset(p, 2, 2000);
-    do_op(op, p + 8);
-}
+static void c_interior_small_odd(enum op op) { interior(op, 48, 2, 48, 1); }
 
-static void c_interior_large(enum op op) {
-    char *p = malloc(200000);
-    memset(p, 3, 200000);
-    do_op(op, p + 8192);
-}
+/* an interior address of a 2 KiB object, 8 bytes past its start */
+static void c_interior_class(enum op op) { interior(op, 2000, 2, 2000, 8); }
 
-static void c_interior_large_odd(enum op op) {
-    char *p = malloc(1 << 20);
-    memset(p, 3, 4096);
-    do_op(op, p + 16);
-}
+static void c_interior_large(enum op op) { interior(op, 200000, 3, 200000, 8192); }
 
-static void c_interior_tiny(enum op op) {
-    /* byte 4 of an 8-byte tiny object (no other piece starts there) */
-    char *p = malloc(8);
-    memset(p, 4, 8);
-    do_op(op, p + 4);
+static void c_interior_large_odd(enum op op) { interior(op, 1 << 20, 3, 4096, 16); }
+
+/* byte 4 of an 8-byte tiny object (no other piece starts there) */
+static void c_interior_tiny(enum op op) { interior(op, 8, 4, 8, 4); }
+
+/* Frees p, then passes it. */
+static void freed(enum op op, void *p) {
+    free(p);
+    do_op(op, p);
 }
 
 static void c_freed_small(enum op op) {
     void *keep = malloc(100); /* the span stays in use */
-    char *p = malloc(100);
-    free(p);
-    do_op(op, p);
+    freed(op, malloc(100));
     free(keep);
 }
 
@@ -154,34 +142,20 @@ static void c_freed_tiny(enum op op) {
     char *p = malloc(5);
     char *q = malloc(5);
     memset(q, 1, 5);
-    free(p);
-    do_op(op, p);
+    freed(op, p);
 }
 
-static void c_freed_tiny_alone(enum op op) {
-    char *p = malloc(3);
-    free(p);
-    do_op(op, p);
-}
+static void c_freed_tiny_alone(enum op op) { freed(op, malloc(3)); }
 
 static void c_freed_large(enum op op) {
     char *p = malloc(300000);
     memset(p, 5, 4096);
-    free(p);
-    do_op(op, p);
+    freed(op, p);
 }
 
-static void c_freed_huge(enum op op) {
-    char *p = malloc(64u << 20);
-    free(p);
-    do_op(op, p);
-}
+static void c_freed_huge(enum op op) { freed(op, malloc(64u << 20)); }
 
-static void c_freed_aligned(enum op op) {
-    void *p = aligned_alloc(4096, 5000);
-    free(p);
-    do_op(op, p);
-}
+static void c_freed_aligned(enum op op) { freed(op, aligned_alloc(4096, 5000)); }
 
 struct dcase {
     const char *name;

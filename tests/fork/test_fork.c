@@ -150,6 +150,16 @@ static int wait_child(pid_t pid, const char *what) {
                : -1;
 }
 
+/* fork(), reporting a failure (then -1); the child has 10 s (alarm) to finish. */
+static pid_t fork_child(void) {
+    pid_t pid = fork();
+    if (!CHECK_MSG(pid >= 0, "fork: %s", strerror(errno)))
+        return -1;
+    if (pid == 0)
+        alarm(10);
+    return pid;
+}
+
 /* What a child does besides checking what it inherited. */
 static void child_work(uint64_t seed) {
     churn(seed, 4000);
@@ -207,11 +217,10 @@ static void test_single(void) {
         /* a partly used tiny block and a half-full span of the parent's */
         void *tiny = launder(malloc(3));
         unsigned long failed_before = check_failures();
-        pid_t pid = fork();
-        if (!CHECK_MSG(pid >= 0, "fork: %s", strerror(errno)))
+        pid_t pid = fork_child();
+        if (pid < 0)
             break;
         if (pid == 0) {
-            alarm(10);
             CHECK_MSG(check_held(seed) == 0, "child: inherited objects corrupted");
             free(tiny);
             free_held();
@@ -259,11 +268,10 @@ static void *forker(void *arg) {
     (void)arg;
     for (unsigned i = 0; i < 40; i++) {
         unsigned long failed_before = check_failures();
-        pid_t pid = fork();
-        if (!CHECK_MSG(pid >= 0, "fork: %s", strerror(errno)))
+        pid_t pid = fork_child();
+        if (pid < 0)
             break;
         if (pid == 0) {
-            alarm(10);
             /* main's published objects: intact, and ours to free now */
             size_t n = 0, bad = 0;
             for (unsigned k = 0; k < SLOTS; k++) {
