@@ -41,6 +41,8 @@ static const uintptr_t window_hints[] = {
 static bool add_arena_metadata(uintptr_t start, size_t bytes) {
     for (uintptr_t a = start; a < start + bytes; a += GM_ARENA_SIZE) {
         size_t idx = (a - gm_heap_base) >> GM_ARENA_SHIFT;
+        if (idx >= GM_MAX_ARENAS)
+            return false;
         if (gm_arenas[idx])
             continue;
         heaparena *ha = os_alloc_metadata(sizeof(heaparena));
@@ -85,7 +87,8 @@ bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got) {
         /* First try to extend the current reservation in place. */
         size_t need = gm_align_up(start + bytes - reserved_end, GM_ARENA_SIZE);
         uintptr_t at = reserved_end;
-        if (!os_reserve_at(at, need)) {
+        uintptr_t window_end = gm_heap_base + GM_HEAP_RANGE;
+        if (at + need > window_end || !os_reserve_at(at, need)) {
             /* Something else lives there: start a new run of arenas.  The
              * uncommitted rest of the old reservation stays unused. */
             need = gm_align_up(bytes, GM_ARENA_SIZE);

@@ -51,7 +51,9 @@ static mcache *registry;        /* live caches */
 static mcache *free_caches;     /* retired structs, linked by next_all */
 static char *cache_slab, *cache_slab_end;
 static mcache_stats retired;    /* counters of exited threads */
-static uint64_t shared_frees;   /* frees by threads without a cache (atomic) */
+/* Frees by threads without a cache of their own (atomic). */
+static uint64_t shared_nfree[GM_NUM_SPAN_CLASSES];
+static uint64_t shared_tiny_frees;
 
 static gm_lock_t init_lock = GM_LOCK_INIT;
 static int initialized;
@@ -117,6 +119,11 @@ static uint32_t span_sweep_exhausted(mspan *s) {
     __atomic_store_n(&s->freeindex, 0, __ATOMIC_RELEASE);
     s->alloc_cache = ~*span_bits(s, 0, SPAN_ALLOC);
     s->zeroed = 0;
+    /* Settle our count into live now, not only when we give the span back:
+     * a thread may keep a span for ever while other threads free into it,
+     * and neither count may drift without bound meanwhile. */
+    gm_fetch_add64(&s->live, s->owner_delta);
+    s->owner_delta = 0;
     return nfree;
 }
 
@@ -265,6 +272,8 @@ void *mcache_alloc_slow(mcache *mc, unsigned spc) {
     mc->alloc[spc] = s;
     mc->refills++;
     idx = span_next_free(s);
+    if (unlikely(idx >= s->nelems))
+        gm_fatal("internal error: mcentral handed out a full span", (void *)s->base);
 found:
     s->owner_delta++;
     mc->nmalloc[spc]++;
@@ -300,7 +309,7 @@ void mcache_free_foreign(mcache *mc, mspan *s, uint32_t idx, const char *caller)
     if (mc->kind == MCACHE_OWN)
         mc->nfree[s->spanclass]++;
     else
-        __atomic_fetch_add(&shared_frees, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&shared_nfree[s->spanclass], 1, __ATOMIC_RELAXED);
     mcentral_free_remote(s, idx, caller);
 }
 
@@ -349,6 +358,8 @@ void mcache_free_tiny(mspan *s, void *p, const char *caller) {
         gm_bad_pointer(caller, p, true);
     if (mc->kind == MCACHE_OWN)
         mc->tiny_frees++;
+    else
+        __atomic_fetch_add(&shared_tiny_frees, 1, __ATOMIC_RELAXED);
     uint32_t now = old | bit;
     if ((now >> 16) && (now & 0xffff) == (now >> 16))
         mcache_free_small(s, b, caller);
@@ -381,7 +392,9 @@ void mcache_read_stats(mcache_stats *out) {
         out->nmalloc[i] += orphan_mcache.nmalloc[i];
         out->nfree[i] += orphan_mcache.nfree[i];
     }
-    out->nfree[0] += __atomic_load_n(&shared_frees, __ATOMIC_RELAXED);
+    for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++)
+        out->nfree[i] += __atomic_load_n(&shared_nfree[i], __ATOMIC_RELAXED);
+    out->tiny_frees += __atomic_load_n(&shared_tiny_frees, __ATOMIC_RELAXED);
     out->spare_bytes = mcentral_spare_bytes();
 }
 
@@ -419,6 +432,11 @@ static void fork_child(void) {
         mc = next;
     }
 }
+
+/* Set up at load time when we can: fork handlers registered before anyone
+ * else's run last on fork's prepare side, so no other handler can allocate
+ * while ours hold the allocator's locks. */
+__attribute__((constructor(101))) static void init_at_load(void) { mcache_global_init(); }
 
 bool mcache_global_init(void) {
     if (likely(__atomic_load_n(&initialized, __ATOMIC_ACQUIRE)))

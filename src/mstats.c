@@ -43,14 +43,16 @@ static void take_snapshot(snapshot *s) {
             h->heap_objects += m - f;
         }
     }
-    uint64_t blocks = s->caches.nmalloc[GM_TINY_SPAN_CLASS] - s->caches.nfree[GM_TINY_SPAN_CLASS];
-    h->heap_alloc += blocks * GM_TINY_BLOCK;
+    /* Counters of different threads are read at slightly different times:
+     * never let a difference go below zero. */
+    uint64_t bm = s->caches.nmalloc[GM_TINY_SPAN_CLASS], bf = s->caches.nfree[GM_TINY_SPAN_CLASS];
+    h->heap_alloc += (bm > bf ? bm - bf : 0) * GM_TINY_BLOCK;
     if (s->caches.tiny_allocs > s->caches.tiny_frees)
         h->heap_objects += s->caches.tiny_allocs - s->caches.tiny_frees;
     h->heap_alloc += s->heap.large_inuse_bytes;
     h->heap_objects += s->heap.large_inuse_objects;
     h->mallocs = small_mallocs + s->caches.tiny_allocs + s->heap.large_allocs;
-    h->frees = small_frees + s->caches.nfree[0] + s->caches.tiny_frees + s->heap.large_frees;
+    h->frees = small_frees + s->caches.tiny_frees + s->heap.large_frees;
     h->mcache_refills = s->caches.refills;
     uint64_t small_spans = s->heap.span_allocs - s->heap.large_allocs;
     h->mcentral_grows = small_spans;

@@ -271,6 +271,11 @@ if t pressure && need_lib pressure; then
         run pressure 60 "${PRELOAD[@]}" "$OUT/test_pressure"
 fi
 
+if t window && need_lib window; then
+    build window "$CC" $TEST_CFLAGS tests/pressure/test_window.c -o "$OUT/test_window" &&
+        run window 60 "${PRELOAD[@]}" "$OUT/test_window"
+fi
+
 # ------------------------------------------------------------------- C++
 if t cxx && need_lib cxx; then
     build cxx "${CXX:-g++}" -std=c++17 -O2 -g -Wall -Wextra -Iinclude -pthread \
