@@ -453,7 +453,9 @@ bool mcache_global_init(void) {
     }
     gm_unlock(&init_lock);
     /* Registration may allocate, so it happens outside the lock, once. */
-    if (!__atomic_exchange_n(&atfork_registered, 1, __ATOMIC_ACQ_REL))
+    if (!__atomic_exchange_n(&atfork_registered, 1, __ATOMIC_ACQ_REL)) {
         pthread_atfork(fork_prepare, fork_parent, fork_child);
+        mheap_start_background();
+    }
     return true;
 }

@@ -19,16 +19,20 @@
  * - With a memory limit (GOMALLOC_MEMLIMIT_MB, Go's GOMEMLIMIT) the scavenger
  *   keeps in-use plus dirty free pages under 95% of it, releasing
  *   synchronously when an allocation or free would cross it.
+ *   GOMALLOC_BACKGROUND=1 adds Go's background scavenger as a thread.
  * - Large objects: the last few freed runs of up to 1 MiB are kept as they
  *   are and handed out again for the same page count (see large_cache).
  *
  * Locking: heap_lock guards everything here.  It is the innermost allocator
  * lock: mcentral may call in while holding its own lock, never the reverse.
  */
+#define _GNU_SOURCE
 #include "mheap.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
+#include <time.h>
 
 #include "arena.h"
 #include "mpagealloc.h"
@@ -441,6 +445,38 @@ void mheap_scavenge_tick(void) {
         return;
     scavenge_locked(now);
     gm_unlock(&heap_lock);
+}
+
+/* Go's background scavenger, as a thread: wakes every tick and releases the
+ * pages that stayed free past the delay.  Off by default: a library that
+ * starts threads surprises some programs (unshare(), seccomp sandboxes), and
+ * the slow paths already release memory while the program allocates. */
+static void *background_scavenger(void *arg) {
+    (void)arg;
+    for (;;) {
+        struct timespec ts = {
+            .tv_sec = (time_t)(gm_opt.scavenge_tick_ns / 1000000000u),
+            .tv_nsec = (long)(gm_opt.scavenge_tick_ns % 1000000000u),
+        };
+        nanosleep(&ts, NULL);
+        gm_lock(&heap_lock);
+        scavenge_locked(gm_nanotime());
+        gm_unlock(&heap_lock);
+    }
+    return NULL;
+}
+
+void mheap_start_background(void) {
+    static int started;
+    if (!gm_opt.background || __atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
+        return;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_create(&t, &attr, background_scavenger, NULL);
+    pthread_attr_destroy(&attr);
 }
 
 void mheap_lock_for_fork(void) { gm_lock(&heap_lock); }

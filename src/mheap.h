@@ -93,6 +93,11 @@ GM_INTERNAL bool mheap_resize_large(mspan *s, size_t npages, size_t size);
 GM_INTERNAL size_t mheap_release_all(void);
 GM_INTERNAL void mheap_scavenge_tick(void);
 
+/* Starts the background scavenger thread (GOMALLOC_BACKGROUND=1), which runs
+ * the scavenger's tick even while the program makes no allocation.  Call
+ * with no allocator lock held: creating a thread allocates. */
+GM_INTERNAL void mheap_start_background(void);
+
 /* fork() support: take / release / reset the heap lock. */
 GM_INTERNAL void mheap_lock_for_fork(void);
 GM_INTERNAL void mheap_unlock_after_fork(bool child);

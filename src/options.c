@@ -57,6 +57,8 @@ void options_init(void) {
         gm_opt.scavenge_delay_ns = v * 1000000;
     if (env_u64("GOMALLOC_RETAIN_MB", &v) && v < ((uint64_t)1 << 40))
         gm_opt.retain_bytes = (size_t)v << 20;
+    if (env_u64("GOMALLOC_BACKGROUND", &v))
+        gm_opt.background = v != 0;
     if (env_u64("GOMALLOC_MEMLIMIT_MB", &v) && v < ((uint64_t)1 << 40))
         gm_opt.memlimit_bytes = (size_t)v << 20;
     if (gm_opt.scavenge_delay_ns < gm_opt.scavenge_tick_ns)

@@ -16,6 +16,7 @@ typedef struct gm_options {
     size_t retain_bytes;        /* GOMALLOC_RETAIN_MB: free memory always kept resident (64) */
     size_t grow_bytes;          /* the heap grows by at least this much (4 MiB) */
     size_t memlimit_bytes;      /* GOMALLOC_MEMLIMIT_MB: soft limit on resident heap (0: none) */
+    bool background;            /* GOMALLOC_BACKGROUND=1: a scavenger thread (default off) */
 } gm_options;
 
 extern gm_options gm_opt GM_INTERNAL;

@@ -266,6 +266,11 @@ if t release && need_lib release; then
         "$LIB" $RPATH &&
         run release 60 GOMALLOC_SCAVENGE_DELAY_MS=100 "$OUT/test_release"
 fi
+if t background && need_lib background; then
+    build background "$CC" $TEST_CFLAGS tests/release/test_background.c -o "$OUT/test_background" &&
+        run background 60 GOMALLOC_BACKGROUND=1 GOMALLOC_SCAVENGE_DELAY_MS=100 \
+            "${PRELOAD[@]}" "$OUT/test_background"
+fi
 if t pressure && need_lib pressure; then
     build pressure "$CC" $TEST_CFLAGS tests/pressure/test_pressure.c -o "$OUT/test_pressure" &&
         run pressure 60 "${PRELOAD[@]}" "$OUT/test_pressure"
