@@ -23,6 +23,10 @@
  * frees the newest piece of its own block by taking it back (moving the
  * offset down), so a malloc/free pair of tiny objects stays in one block.
  *
+ * Initialisation (mcache_global_init, first allocation or load time,
+ * whichever is first) is the one place that sets up the tiers below directly:
+ * options, mheap, the thread key, fork handlers, the background scavenger.
+ *
  * Locking: none on the fast paths; the registry lock for creating and
  * retiring caches; mcentral's locks through its API.
  */
@@ -436,7 +440,11 @@ static void fork_child(void) {
 /* Set up at load time when we can: fork handlers registered before anyone
  * else's run last on fork's prepare side, so no other handler can allocate
  * while ours hold the allocator's locks. */
-__attribute__((constructor(101))) static void init_at_load(void) { mcache_global_init(); }
+__attribute__((constructor(101))) static void init_at_load(void) {
+    options_init(); /* environ is set by now, even if malloc ran before it */
+    mcache_global_init();
+    mheap_start_background();
+}
 
 bool mcache_global_init(void) {
     if (likely(__atomic_load_n(&initialized, __ATOMIC_ACQUIRE)))

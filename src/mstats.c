@@ -180,8 +180,7 @@ struct mallinfo gm_mallinfo(void) {
 }
 
 __attribute__((destructor)) static void report_at_exit(void) {
-    if (!gm_opt.stats_at_exit)
-        options_init();
+    options_init(); /* in case nothing was ever allocated */
     if (gm_opt.stats_at_exit)
         gm_print_stats(gm_opt.stats_fd);
 }

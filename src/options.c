@@ -46,6 +46,12 @@ static bool env_u64(const char *name, uint64_t *out) {
 }
 
 void options_init(void) {
+    /* Once, since other threads may be reading gm_opt by now; but a call
+     * made before libc has set up environ (the dynamic loader allocates that
+     * early) does not count, and the next one reads the environment. */
+    static int done;
+    if (!environ || __atomic_exchange_n(&done, 1, __ATOMIC_ACQ_REL))
+        return;
     uint64_t v;
     if (env_u64("GOMALLOC_TINY", &v))
         gm_opt.tiny = v != 0;
