@@ -209,20 +209,29 @@ void mcentral_uncache_span(mspan *s) {
 }
 
 void mcentral_free_remote(mspan *s, uint32_t idx, const char *caller) {
-    uint32_t w = idx >> 6;
     uint64_t bit = (uint64_t)1 << (idx & 63);
+    uint64_t *remote = span_bits(s, idx >> 6, SPAN_REMOTE);
     uint32_t gen = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
     unsigned spc = s->spanclass;
     int64_t nelems = s->nelems;
-    void *p = (void *)(s->base + (uintptr_t)idx * s->elemsize);
-    if (!span_slot_live(s, idx))
-        gm_bad_pointer(caller, p, true);
-    uint64_t old = gm_fetch_or64(span_bits(s, w, SPAN_REMOTE), bit);
-    if (old & bit)
-        gm_bad_pointer(caller, p, true);
-    int64_t before = gm_fetch_add64(&s->live, -1);
+    int64_t before;
+    if (unlikely(!span_slot_live(s, idx)))
+        goto bad;
+    if (gm_single_threaded()) {
+        /* No other thread exists to race with: plain updates (the slot
+         * check above has just seen the remote bit clear). */
+        *remote |= bit;
+        before = s->live--;
+    } else {
+        if (unlikely(__atomic_fetch_or(remote, bit, __ATOMIC_ACQ_REL) & bit))
+            goto bad;
+        before = __atomic_fetch_sub(&s->live, 1, __ATOMIC_ACQ_REL);
+    }
     if (before < SPAN_OWNED_BIAS / 2 && (before == list_mark(nelems) + 1 || before == 1))
         reconcile(spc, s, gen);
+    return;
+bad:
+    gm_bad_pointer(caller, (void *)(s->base + (uintptr_t)idx * s->elemsize), true);
 }
 
 size_t mcentral_spare_bytes(void) { return __atomic_load_n(&spare_bytes, __ATOMIC_RELAXED); }
