@@ -45,15 +45,6 @@ static inline bool gm_single_threaded(void) {
     return &__libc_single_threaded && __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED);
 }
 
-static inline uint64_t gm_fetch_or64(uint64_t *p, uint64_t v) {
-    if (gm_single_threaded()) {
-        uint64_t old = *p;
-        *p = old | v;
-        return old;
-    }
-    return __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL);
-}
-
 static inline uint32_t gm_fetch_or32(uint32_t *p, uint32_t v) {
     if (gm_single_threaded()) {
         uint32_t old = *p;
