@@ -167,21 +167,36 @@ static mcache *cache_create(void) {
     return mc;
 }
 
+/* Moves on from the current tiny block.  The cache forgets the block before
+ * it touches the block's words, and adopts a new one only after they are
+ * set (tiny_adopt): a fork() from another thread may copy this cache at any
+ * instant, and the child gives the cache's block back (fork_child), so it
+ * must never find a block without its words. */
 static void tiny_release(mcache *mc) {
-    if (!mc->tiny)
+    uintptr_t block = mc->tiny;
+    if (!block)
         return;
     uint32_t starts = mc->tiny_word & 0xffff;
-    uint32_t old = gm_fetch_or32(mc->tiny_freed, starts << 16);
-    uintptr_t block = mc->tiny;
-    bool all_freed = (old & 0xffff) == starts;
-    mc->tiny = 0;
+    uint32_t *freed = mc->tiny_freed;
+    __atomic_store_n(&mc->tiny, 0, __ATOMIC_RELEASE);
     mc->tiny_off = GM_TINY_BLOCK;
     mc->tiny_word = 0;
     mc->tiny_alloc = mc->tiny_freed = NULL;
-    if (all_freed) {
+    uint32_t old = gm_fetch_or32(freed, starts << 16);
+    if ((old & 0xffff) == starts) {
         mspan *s = spanof((void *)block);
         mcache_free_small(s, (uint32_t)((block - s->base) / GM_TINY_BLOCK), "free");
     }
+}
+
+static void tiny_adopt(mcache *mc, uintptr_t block, uint32_t *alloc, uint32_t *freed) {
+    __atomic_store_n(freed, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(alloc, 0, __ATOMIC_RELAXED);
+    mc->tiny_off = 0;
+    mc->tiny_word = 0;
+    mc->tiny_alloc = alloc;
+    mc->tiny_freed = freed;
+    __atomic_store_n(&mc->tiny, block, __ATOMIC_RELEASE);
 }
 
 void mcache_flush(mcache *mc) {
@@ -293,13 +308,7 @@ void *mcache_alloc_tiny_slow(mcache *mc, size_t size) {
         return NULL;
     mspan *s = mc->alloc[GM_TINY_SPAN_CLASS];
     uint32_t b = (uint32_t)(((uintptr_t)block - s->base) / GM_TINY_BLOCK);
-    __atomic_store_n(&s->tiny_freed[b], 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->tiny_alloc[b], 0, __ATOMIC_RELAXED);
-    mc->tiny = (uintptr_t)block;
-    mc->tiny_off = 0;
-    mc->tiny_word = 0;
-    mc->tiny_alloc = &s->tiny_alloc[b];
-    mc->tiny_freed = &s->tiny_freed[b];
+    tiny_adopt(mc, (uintptr_t)block, &s->tiny_alloc[b], &s->tiny_freed[b]);
     return mcache_alloc_tiny(mc, size);
 }
 
