@@ -122,7 +122,6 @@ static uint32_t span_sweep_exhausted(mspan *s) {
     }
     __atomic_store_n(&s->freeindex, 0, __ATOMIC_RELEASE);
     s->alloc_cache = ~*span_bits(s, 0, SPAN_ALLOC);
-    s->zeroed = 0;
     /* Settle our count into live now, not only when we give the span back:
      * a thread may keep a span for ever while other threads free into it,
      * and neither count may drift without bound meanwhile. */

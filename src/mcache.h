@@ -11,7 +11,6 @@
 
 #include "mcentral.h"
 
-
 typedef struct mcache {
     mspan *alloc[GM_NUM_SPAN_CLASSES];
 

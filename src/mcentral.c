@@ -40,7 +40,8 @@
  * The read-modify-writes go through gm_fetch_* (common.h): plain operations
  * while the process has one thread, locked instructions once it has more.
  *
- * Locking: one lock per span class, taken before the heap lock.
+ * Locking: one lock per span class, released before any call into mheap
+ * (fork preparation alone holds it together with the heap lock, taken after).
  */
 #include "mcentral.h"
 
@@ -148,7 +149,6 @@ static void sweep_acquired(mspan *s) {
         }
     }
     s->alloc_cache = ~*span_bits(s, 0, SPAN_ALLOC);
-    s->zeroed = 0;
 }
 
 mspan *mcentral_cache_span(unsigned spc, struct mcache *owner) {

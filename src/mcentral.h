@@ -3,7 +3,8 @@
  * thread caches, and the lock-free protocol for frees into spans that the
  * freeing thread does not own.
  *
- * Offered to mcache.  Takes its own lock internally, then the heap lock.
+ * Offered to mcache.  Takes its own lock internally and releases it before it
+ * calls mheap.
  */
 #ifndef GM_MCENTRAL_H
 #define GM_MCENTRAL_H

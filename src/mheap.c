@@ -24,7 +24,8 @@
  *   are and handed out again for the same page count (see large_cache).
  *
  * Locking: heap_lock guards everything here.  It is the innermost allocator
- * lock: mcentral may call in while holding its own lock, never the reverse.
+ * lock: mcentral drops its own lock before it calls in, and only fork()
+ * preparation holds both (mcentral's first).  Nothing here calls up.
  */
 #define _GNU_SOURCE
 #include "mheap.h"
@@ -298,7 +299,7 @@ mspan *mheap_alloc_small(unsigned spc, struct mcache *owner) {
     unsigned nwords = nwords_for(nelems);
 
     gm_lock(&heap_lock);
-    bool zeroed;
+    bool zeroed; /* small objects are cleared by calloc itself */
     uintptr_t base = alloc_pages(npages, 1, &zeroed);
     mspan *s = base ? span_struct_alloc(span_struct_size(nwords, spc == GM_TINY_SPAN_CLASS)) : NULL;
     if (!s) {
@@ -309,7 +310,6 @@ mspan *mheap_alloc_small(unsigned spc, struct mcache *owner) {
     }
     span_setup(s, base, npages, spc, nwords);
     s->state = SPAN_SMALL;
-    s->zeroed = zeroed;
     s->elemsize = gm_class_size[sc];
     s->divmagic = gm_class_divmagic[sc];
     s->nelems = (uint16_t)nelems;

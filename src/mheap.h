@@ -45,7 +45,7 @@ typedef struct mspan {
                             * bits[3w+2] remotefree (others' frees, atomic OR) */
     int32_t owner_delta;   /* owner: handed out minus freed locally, this ownership */
     uint16_t nwords;       /* 64-slot words */
-    uint8_t zeroed;        /* memory known zero (fresh from the OS) until first reuse */
+    uint8_t zeroed;        /* large spans: memory known zero (fresh from the OS) */
     uint8_t listed;        /* in its mcentral's partial list, or a spare (mcentral lock) */
 
     /* Second line: what other threads write when they free. */
