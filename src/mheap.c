@@ -197,9 +197,22 @@ static uintptr_t large_cache_take(size_t npages, size_t align_pages) {
 
 /* ---- pages ---- */
 
-static void release_to_os(uintptr_t addr, size_t bytes) {
-    os_release((void *)addr, bytes);
+/* When the kernel refuses to release pages (mlocked memory, a seccomp
+ * filter), the automatic scavenger waits this long before it asks again, so
+ * a process where every madvise fails pays one failed call per interval
+ * rather than one per free.  malloc_trim always asks. */
+#define RELEASE_RETRY_NS ((uint64_t)1000000000)
+static uint64_t release_refused_at;
+static bool release_ever_refused;
+
+static bool release_to_os(uintptr_t addr, size_t bytes) {
+    if (!os_release((void *)addr, bytes)) {
+        release_ever_refused = true;
+        release_refused_at = gm_nanotime();
+        return false;
+    }
     scavenged_bytes += bytes;
+    return true;
 }
 
 /* Free dirty pages over the retain limit go back now; pages free for longer
@@ -218,6 +231,8 @@ static void scavenge_locked(uint64_t now) {
         limit = peak_cur;
     if (limit < peak_prev)
         limit = peak_prev;
+    if (release_ever_refused && now - release_refused_at < RELEASE_RETRY_NS)
+        return;
     if (gm_opt.memlimit_bytes) {
         /* Go's memory limit: keep in-use plus dirty free pages under 95% of
          * it, whatever their age. */
@@ -341,10 +356,8 @@ mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size, bool ze
         gm_unlock(&heap_lock);
         return NULL;
     }
-    if (zero && !zeroed && (npages << GM_PAGE_SHIFT) >= ZERO_BY_RELEASE_BYTES) {
-        os_release((void *)base, npages << GM_PAGE_SHIFT);
-        zeroed = true;
-    }
+    if (zero && !zeroed && (npages << GM_PAGE_SHIFT) >= ZERO_BY_RELEASE_BYTES)
+        zeroed = os_release((void *)base, npages << GM_PAGE_SHIFT); /* else calloc clears it */
     span_setup(s, base, npages, 0, 0);
     s->state = SPAN_LARGE;
     s->zeroed = zeroed;

@@ -439,8 +439,10 @@ void pagealloc_free(uintptr_t addr, size_t npages, uint64_t now) {
 }
 
 /* Releases free, unreleased runs of chunk c from the top down, at most
- * limit pages. */
-static size_t scavenge_chunk(size_t c, size_t limit, void (*release)(uintptr_t, size_t)) {
+ * limit pages.  *refused is set when the OS refused a run: that run keeps
+ * its contents, so it stays unscavenged, and the chunk's pass stops. */
+static size_t scavenge_chunk(size_t c, size_t limit, bool (*release)(uintptr_t, size_t),
+                             bool *refused) {
     chunk_t *k = &pa.chunk[c];
     uint64_t cand[WORDS];
     for (int w = 0; w < WORDS; w++) cand[w] = ~(k->alloc[w] | k->scav[w]);
@@ -450,8 +452,11 @@ static size_t scavenge_chunk(size_t c, size_t limit, void (*release)(uintptr_t, 
         if (top < 0) break;
         int bot = prev_bit(cand, top, false) + 1;
         if ((size_t)(top + 1 - bot) > limit - done) bot = top + 1 - (int)(limit - done);
-        release(pa.base + ((c * CP + (size_t)bot) << GM_PAGE_SHIFT),
-                (size_t)(top + 1 - bot) << GM_PAGE_SHIFT);
+        if (!release(pa.base + ((c * CP + (size_t)bot) << GM_PAGE_SHIFT),
+                     (size_t)(top + 1 - bot) << GM_PAGE_SHIFT)) {
+            *refused = true;
+            break;
+        }
         for (size_t w = (size_t)bot >> 6; w <= (size_t)top >> 6; w++)
             k->scav[w] |= word_mask(w, (size_t)bot, (size_t)top + 1);
         done += (size_t)(top + 1 - bot);
@@ -464,9 +469,10 @@ static size_t scavenge_chunk(size_t c, size_t limit, void (*release)(uintptr_t, 
 }
 
 size_t pagealloc_scavenge(size_t max_pages, uint64_t older_than,
-                          void (*release)(uintptr_t addr, size_t bytes)) {
+                          bool (*release)(uintptr_t addr, size_t bytes)) {
     size_t done = 0;
-    for (size_t c = pa.hi; done < max_pages && c-- > pa.lo;) {
+    bool refused = false;
+    for (size_t c = pa.hi; done < max_pages && !refused && c-- > pa.lo;) {
         /* Skip chunks with nothing to release, 64 at a time. */
         uint64_t d = pa.dirty[c >> 6] & (~(uint64_t)0 >> (63 - (c & 63)));
         if (!d) {
@@ -474,7 +480,8 @@ size_t pagealloc_scavenge(size_t max_pages, uint64_t older_than,
             continue;
         }
         c = (c & ~(size_t)63) + 63 - (size_t)__builtin_clzll(d);
-        if (pa.last_free[c] <= older_than) done += scavenge_chunk(c, max_pages - done, release);
+        if (pa.last_free[c] <= older_than)
+            done += scavenge_chunk(c, max_pages - done, release, &refused);
     }
     return done;
 }

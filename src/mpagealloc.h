@@ -32,9 +32,11 @@ GM_INTERNAL void pagealloc_free(uintptr_t addr, size_t npages, uint64_t now);
 
 /* Returns free, unscavenged pages to the OS, highest addresses first, in
  * chunks last freed into at or before `older_than`, at most max_pages of
- * them; release(addr, bytes) does the OS work.  Returns pages released. */
+ * them; release(addr, bytes) does the OS work.  Pages are marked scavenged
+ * (known zero) only when release() says it succeeded; the first refusal ends
+ * the pass.  Returns pages released. */
 GM_INTERNAL size_t pagealloc_scavenge(size_t max_pages, uint64_t older_than,
-                                      void (*release)(uintptr_t addr, size_t bytes));
+                                      bool (*release)(uintptr_t addr, size_t bytes));
 
 /* Counters, in pages. */
 GM_INTERNAL size_t pagealloc_total_pages(void);  /* pages grown into the heap */

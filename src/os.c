@@ -48,10 +48,14 @@ bool os_commit(void *addr, size_t bytes) {
     return ok;
 }
 
-void os_release(void *addr, size_t bytes) {
+bool os_release(void *addr, size_t bytes) {
     int saved = errno;
-    madvise(addr, bytes, MADV_DONTNEED);
+    /* The kernel refuses for mlocked pages (EINVAL) and a seccomp filter may
+     * deny the call: then the pages keep their contents, and the caller
+     * must go on treating them as dirty. */
+    bool ok = madvise(addr, bytes, MADV_DONTNEED) == 0;
     errno = saved;
+    return ok;
 }
 
 void *os_alloc_metadata(size_t bytes) {

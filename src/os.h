@@ -13,8 +13,9 @@
 GM_INTERNAL void *os_reserve_at(uintptr_t hint, size_t bytes);
 /* Makes reserved memory readable and writable (committed). */
 GM_INTERNAL bool os_commit(void *addr, size_t bytes);
-/* Gives pages back to the OS; they stay mapped and read as zero afterwards. */
-GM_INTERNAL void os_release(void *addr, size_t bytes);
+/* Gives pages back to the OS; they stay mapped and read as zero afterwards.
+ * False when the kernel refused: the pages are unchanged (still dirty). */
+GM_INTERNAL bool os_release(void *addr, size_t bytes);
 /* Fresh zeroed read-write memory for allocator metadata (never freed). */
 GM_INTERNAL void *os_alloc_metadata(size_t bytes);
 /* Unmaps a reservation (used only when a reservation attempt is abandoned). */

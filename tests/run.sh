@@ -266,6 +266,11 @@ if t release && need_lib release; then
         "$LIB" $RPATH &&
         run release 60 GOMALLOC_SCAVENGE_DELAY_MS=100 "$OUT/test_release"
 fi
+if t calloc_refused && need_lib calloc_refused; then
+    build calloc_refused "$CC" $TEST_CFLAGS tests/release/test_calloc_refused.c \
+        -o "$OUT/test_calloc_refused" &&
+        run calloc_refused 60 "${PRELOAD[@]}" "$OUT/test_calloc_refused"
+fi
 if t background && need_lib background; then
     build background "$CC" $TEST_CFLAGS tests/release/test_background.c -o "$OUT/test_background" &&
         run background 60 GOMALLOC_BACKGROUND=1 GOMALLOC_SCAVENGE_DELAY_MS=100 \

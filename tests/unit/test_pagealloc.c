@@ -44,9 +44,18 @@ static uintptr_t page_addr(size_t p) { return BASE + (p << GM_PAGE_SHIFT); }
 
 static struct { uintptr_t addr; size_t bytes; } calls[1 << 16];
 static size_t ncalls;
-static void record(uintptr_t addr, size_t bytes) {
+static bool record(uintptr_t addr, size_t bytes) {
     if (ncalls < sizeof calls / sizeof calls[0]) calls[ncalls].addr = addr, calls[ncalls].bytes = bytes;
     ncalls++;
+    return true;
+}
+
+/* The OS refusing every release (mlocked memory, a seccomp filter). */
+static size_t nrefused;
+static bool refuse(uintptr_t addr, size_t bytes) {
+    (void)addr, (void)bytes;
+    nrefused++;
+    return false;
 }
 
 /* ---- the model ---- */
@@ -412,6 +421,15 @@ static void random_ops(int nops) {
             } else {
                 pfree(p, n, now);
             }
+        } else if (r < 94) {
+            /* The OS refuses: nothing may become scavenged (known zero). */
+            size_t before = pagealloc_scav_pages();
+            nrefused = 0;
+            size_t got = pagealloc_scavenge(SIZE_MAX, UINT64_MAX, refuse);
+            CHECK(got == 0 && pagealloc_scav_pages() == before,
+                  "refused scavenge released %zu pages (scav %zu -> %zu)", got, before,
+                  pagealloc_scav_pages());
+            CHECK(nrefused <= 1, "a refused pass kept asking: %zu calls", nrefused);
         } else {
             size_t max = rnd() % 8 ? rnd_range(1, 2000) : SIZE_MAX;
             uint64_t older = rnd() % 8 ? now - rnd_range(0, now < 300 ? now - 1 : 300) : UINT64_MAX;
