@@ -15,8 +15,8 @@ GM_CFLAGS := -std=c11 -Wall -Wextra -fPIC -fvisibility=hidden -Iinclude -Isrc \
 GM_LDFLAGS := -shared -Wl,-Bsymbolic-functions -Wl,-z,nodelete -Wl,-soname,libgomalloc.so
 
 # One file per tier, bottom up.
-SRCS := os.c arena.c mpagealloc.c mheap.c mcentral.c mcache.c malloc.c \
-        mstats.c options.c override.c
+SRCS := os.c arena.c mpagealloc.c mheap.c mspan.c mcentral.c mcache.c tiny.c proc.c \
+        malloc.c mstats.c options.c override.c
 OBJS := $(SRCS:%.c=build/obj/%.o)
 HDRS := $(wildcard src/*.h) include/gomalloc.h
 

@@ -138,7 +138,7 @@ if [ "$MODE" = instr ]; then
     }
     for a in "${ALLOCS[@]}"; do
         printf '%-10s' "$a" >&2
-        for size in 16 64 256 4096 65536; do
+        for size in 16 64 256 4096 65536 0; do
             ir1=$(ir_of "$a" "$size" "$N1")
             ir2=$(ir_of "$a" "$size" "$N2")
             per=FAIL
@@ -161,6 +161,9 @@ SUITE=(
     "churn-small|1|churn min=8 max=512 window=10000 iters=6M|churn min=8 max=512 window=10000 iters=600K"
     "churn-mixed|1|churn min=8 max=32K window=10000 iters=2M|churn min=8 max=32K window=5000 iters=200K"
     "compiler|1|compiler nodes=200K modules=10|compiler nodes=50K modules=4"
+    "threadlocal|1|threadlocal threads=1 ops=10M|threadlocal threads=1 ops=2M"
+    "threadlocal|2|threadlocal threads=2 ops=10M|threadlocal threads=2 ops=2M"
+    "bursts|1|bursts rounds=20000|bursts rounds=4000"
     "larson|1|larson threads=1 slots=10000 ops=4M|larson threads=1 slots=10000 ops=400K"
     "larson|2|larson threads=2 slots=10000 ops=4M|larson threads=2 slots=10000 ops=400K"
     "larson|4|larson threads=4 slots=10000 ops=4M|larson threads=4 slots=10000 ops=400K"
@@ -197,7 +200,7 @@ for entry in "${SUITE[@]}"; do
     prog=${argv[0]}
     over=0; [ "$threads" -gt "$NPROC" ] && over=1
     case $prog in
-        larson | prodcons | falseshare) label="$name-t$threads" ;;
+        larson | prodcons | falseshare | threadlocal) label="$name-t$threads" ;;
         *) label=$name ;;
     esac
     if [ -n "${ONLY:-}" ] && ! [[ $label =~ $ONLY ]]; then continue; fi

@@ -30,7 +30,7 @@ static uint64_t os_maps;
  * brk heap, and off Go's own 0xc000000000 hint in case a Go library is
  * loaded into the same process. */
 static const uintptr_t window_hints[] = {
-#if defined(__SANITIZE_THREAD__)
+#if defined(GM_TSAN)
     /* ThreadSanitizer allows application memory only in a few ranges. */
     0x7e8000000000ull,
 #endif

@@ -9,6 +9,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Built with ThreadSanitizer (gcc says so one way, clang another). */
+#if defined(__SANITIZE_THREAD__)
+#define GM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GM_TSAN 1
+#endif
+#endif
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define GM_INTERNAL __attribute__((visibility("hidden")))
@@ -35,41 +44,8 @@
 static inline uintptr_t gm_align_up(uintptr_t x, uintptr_t a) { return (x + a - 1) & ~(a - 1); }
 static inline uintptr_t gm_align_down(uintptr_t x, uintptr_t a) { return x & ~(a - 1); }
 
-/* glibc keeps this true while the process has a single thread (it turns
- * false before a second thread starts).  Then no other thread can observe
- * our shared words, and plain read-modify-writes do what atomic ones would,
- * without the cost of a locked instruction.  Weak: an older libc lacks it. */
-extern char __libc_single_threaded __attribute__((weak));
-
-static inline bool gm_single_threaded(void) {
-    return &__libc_single_threaded && __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED);
-}
-
 static inline uint32_t gm_fetch_or32(uint32_t *p, uint32_t v) {
-    if (gm_single_threaded()) {
-        uint32_t old = *p;
-        *p = old | v;
-        return old;
-    }
     return __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL);
-}
-
-static inline int64_t gm_fetch_add64(int64_t *p, int64_t v) {
-    if (gm_single_threaded()) {
-        int64_t old = *p;
-        *p = old + v;
-        return old;
-    }
-    return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL);
-}
-
-static inline uint64_t gm_exchange64(uint64_t *p, uint64_t v) {
-    if (gm_single_threaded()) {
-        uint64_t old = *p;
-        *p = v;
-        return old;
-    }
-    return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL);
 }
 
 /* A lock for allocator state: a futex word, 0 free, 1 held, 2 held with waiters.
@@ -80,10 +56,6 @@ GM_INTERNAL void gm_lock_slow(gm_lock_t *l);
 GM_INTERNAL void gm_unlock_wake(gm_lock_t *l);
 
 static inline void gm_lock(gm_lock_t *l) {
-    if (gm_single_threaded() && l->word == 0) {
-        l->word = 1;
-        return;
-    }
     int expected = 0;
     if (likely(__atomic_compare_exchange_n(&l->word, &expected, 1, false,
                                            __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
@@ -98,10 +70,6 @@ static inline bool gm_trylock(gm_lock_t *l) {
 }
 
 static inline void gm_unlock(gm_lock_t *l) {
-    if (gm_single_threaded()) {
-        l->word = 0;
-        return;
-    }
     if (unlikely(__atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE) == 2))
         gm_unlock_wake(l);
 }
@@ -110,6 +78,9 @@ static inline void gm_lock_reinit(gm_lock_t *l) { l->word = 0; }
 
 /* Monotonic nanoseconds (vDSO, no system call). */
 GM_INTERNAL uint64_t gm_nanotime(void);
+
+/* Writes "gomalloc: warning: msg" on stderr. */
+GM_INTERNAL __attribute__((cold)) void gm_warn(const char *msg);
 
 /* Reports a fatal misuse or internal error on stderr and aborts. */
 GM_INTERNAL __attribute__((noreturn, cold)) void gm_fatal(const char *msg, const void *addr);

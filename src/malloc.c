@@ -3,7 +3,7 @@
  * names are bound to these in override.c).
  *
  * A request takes one of three roads, as in Go's mallocgc:
- *   tiny   1..15 bytes: a piece of the thread's current 16-byte block;
+ *   tiny   1..4 bytes: a piece of the thread's current 16-byte block;
  *   small  up to 32 KiB: a slot of the thread's span for the size class;
  *   large  above: whole pages, a span of its own straight from mheap.
  * free() asks the span map which span holds the pointer, checks that the
@@ -20,9 +20,10 @@
 #include <string.h>
 
 #include "arena.h"
-#include "mcache.h"
 #include "mheap.h"
 #include "options.h"
+#include "proc.h"
+#include "tiny.h"
 
 /* Sizes beyond this can never be satisfied: refuse them before any rounding
  * can overflow. */
@@ -56,19 +57,51 @@ static GM_NOINLINE void *alloc_large(size_t size, size_t align, bool zero) {
     return (void *)s->base;
 }
 
-static inline void *alloc_small(size_t size) {
-    mcache *mc = gm_tls_mcache;
+/* Sizes 0..8: malloc(0), tiny pieces, the 8-byte class. */
+static GM_NOINLINE void *alloc_tiniest(mcache *mc, size_t size) {
     void *p;
-    if (size < GM_TINY_BLOCK && likely(gm_opt.tiny))
-        p = mcache_alloc_tiny(mc, size ? size : 1);
+    if (size <= GM_TINY_MAX && likely(gm_opt.tiny))
+        p = tiny_alloc(mc, size ? size : 1);
     else
-        p = mcache_alloc(mc, gm_size_to_class(size ? size : 1));
-    if (unlikely(!p))
-        return fail_enomem();
+        p = mcache_alloc(mc, gm_size_to_class(8));
+    return likely(p != NULL) ? p : fail_enomem();
+}
+
+static GM_NOINLINE void *alloc_refill(mcache *mc, unsigned spc) {
+    void *p = mcache_alloc_slow(mc, spc);
+    return likely(p != NULL) ? p : fail_enomem();
+}
+
+static inline __attribute__((always_inline)) void *alloc_class(mcache *mc, uintptr_t spc) {
+    mspan *s = mc->alloc[spc];
+    if (unlikely(!mspan_can_alloc_fast(s)))
+        return alloc_refill(mc, (unsigned)spc);
+    void *p = mspan_alloc_fast(s);
+    gm_count(&mc->nmalloc[spc]);
     return p;
 }
 
+/* Up to GM_SMALL_SIZE_MAX (1 KiB): the 8-byte step table. */
+static inline __attribute__((always_inline)) void *alloc_smallest(size_t size) {
+    mcache *mc = gm_tls_mcache;
+    uintptr_t spc = gm_size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV];
+    if (unlikely(spc <= 1))
+        return alloc_tiniest(mc, size);
+    return alloc_class(mc, spc);
+}
+
+/* Up to GM_MAX_SMALL_SIZE (32 KiB). */
+static inline __attribute__((always_inline)) void *alloc_small(size_t size) {
+    if (likely(size <= GM_SMALL_SIZE_MAX))
+        return alloc_smallest(size);
+    uintptr_t spc = gm_size_to_class128[(size - GM_SMALL_SIZE_MAX + GM_LARGE_SIZE_DIV - 1) /
+                                        GM_LARGE_SIZE_DIV];
+    return alloc_class(gm_tls_mcache, spc);
+}
+
 void *gm_malloc(size_t size) {
+    if (likely(size <= GM_SMALL_SIZE_MAX))
+        return alloc_smallest(size);
     if (likely(size <= GM_MAX_SMALL_SIZE))
         return alloc_small(size);
     if (unlikely(size > MAX_REQUEST))
@@ -153,29 +186,25 @@ void *gm_pvalloc(size_t size) {
 
 /* ---- freeing ---- */
 
-/* The slot p starts, or an abort.  A span found in the span map is in use
- * (entries are cleared before a span dies), so only the offset needs
- * checking: a slot boundary, not in the span's tail. */
-static inline uint32_t small_index(mspan *s, const void *p, const char *caller) {
-    uintptr_t off = (uintptr_t)p - s->base;
-    uint32_t idx = (uint32_t)(((uint64_t)off * s->divmagic) >> 32);
-    if (unlikely((uintptr_t)idx * s->elemsize != off || idx >= s->nelems))
-        bad_pointer(caller, p);
-    return idx;
+static GM_NOINLINE void free_other(mspan *s, void *p, const char *caller) {
+    unsigned spc = s->spanclass;
+    if (likely(spc - 1u < GM_NUM_SIZE_CLASSES - 1u))
+        mcache_free_small(s, p, caller);
+    else if (spc == GM_TINY_SPAN_CLASS)
+        tiny_free(s, p, caller);
+    else
+        mheap_free_large(s, p, caller);
 }
 
-static inline void free_impl(void *p, const char *caller) {
+static inline __attribute__((always_inline)) void free_impl(void *p, const char *caller) {
     mspan *s = spanof(p);
     if (unlikely(!s))
         bad_pointer(caller, p);
-    unsigned spc = s->spanclass;
-    if (likely(spc - 1u < GM_NUM_SIZE_CLASSES - 1u)) {
-        mcache_free_small(s, small_index(s, p, caller), caller);
-    } else if (spc == GM_TINY_SPAN_CLASS) {
-        mcache_free_tiny(s, p, caller);
-    } else {
-        mheap_free_large(s, p, caller);
-    }
+    mcache *mc = gm_tls_mcache;
+    if (likely(__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == mc))
+        mcache_free_owned(mc, s, p, caller);
+    else
+        free_other(s, p, caller);
 }
 
 void gm_free(void *p) {
@@ -202,10 +231,11 @@ static size_t usable_impl(void *p, const char *caller, mspan **span) {
     *span = s;
     unsigned spc = s->spanclass;
     if (spc == GM_TINY_SPAN_CLASS)
-        return mcache_tiny_usable(s, p, caller);
+        return tiny_usable(s, p, caller);
     if (spc != 0) {
-        if (!span_slot_live(s, small_index(s, p, caller)))
-            gm_bad_pointer(caller, p, true);
+        uint32_t idx = mspan_index(s, p);
+        if (idx == SPAN_BAD_INDEX || !mspan_slot_live(s, idx))
+            mspan_bad_free(s, p, idx, caller);
         return s->elemsize;
     }
     if (s->state != SPAN_LARGE || s->base != (uintptr_t)p)

@@ -1,7 +1,5 @@
 /*
- * mcentral: one per span class, trading spans with free slots between the
- * thread caches, and the lock-free protocol for frees into spans that the
- * freeing thread does not own.
+ * mcentral: one per span class, the home of the spans no thread cache owns.
  *
  * Offered to mcache.  Takes its own lock internally and releases it before it
  * calls mheap.
@@ -11,34 +9,31 @@
 
 #include "mheap.h"
 
-/* A span of class spc with at least one free slot, owned by `owner` from now
- * on and swept (allocbits current, freeindex 0); NULL if out of memory. */
+/* A span of class spc with a free slot, owned by `owner` from now on: one no
+ * cache owns, or a fresh one from mheap.  NULL if out of memory. */
 GM_INTERNAL mspan *mcentral_cache_span(unsigned spc, struct mcache *owner);
 
-/* The owner gives its span back (full, or at thread exit). */
-GM_INTERNAL void mcentral_uncache_span(mspan *s);
+/* A cache gives span s up (thread exit, a class it stopped using, fork):
+ * mcentral keeps it, or mheap gets it back if it holds no object. */
+GM_INTERNAL void mcentral_abandon(mspan *s);
 
-/* Frees slot idx of s on behalf of a thread that does not own s.  The caller
- * has checked that the address is that slot.  `caller` names the API call for
- * error reports. */
-GM_INTERNAL void mcentral_free_remote(mspan *s, uint32_t idx, const char *caller);
+/* A cache owner's empty span goes back to mheap. */
+GM_INTERNAL void mcentral_release_empty(mspan *s);
 
-/* Is slot idx allocated and not yet freed?  Racy by nature for slots other
- * threads may free concurrently; exact for a slot only this thread frees. */
-static inline bool span_slot_live(const mspan *s, uint32_t idx) {
-    uint32_t w = idx >> 6;
-    uint64_t bit = (uint64_t)1 << (idx & 63);
-    uint32_t fi = __atomic_load_n(&s->freeindex, __ATOMIC_ACQUIRE);
-    bool allocated = idx < fi || (__atomic_load_n(span_bits(s, w, SPAN_ALLOC), __ATOMIC_RELAXED) & bit);
-    return allocated && !(__atomic_load_n(span_bits(s, w, SPAN_LOCAL), __ATOMIC_RELAXED) & bit) &&
-           !(__atomic_load_n(span_bits(s, w, SPAN_REMOTE), __ATOMIC_RELAXED) & bit);
-}
+/* Frees slot idx (at p) of a span no cache owns, under the class lock.
+ * False if a cache had taken the span meanwhile: the caller frees it as
+ * another thread's span instead. */
+GM_INTERNAL bool mcentral_free(mspan *s, const void *p, uint32_t idx, const char *caller);
 
-/* The empty spans kept back as spares: their bytes, and giving them to mheap. */
-GM_INTERNAL size_t mcentral_spare_bytes(void);
-GM_INTERNAL void mcentral_release_spares(void);
+/* Collects the frees other threads made into unowned spans and returns the
+ * empty ones to mheap (malloc_trim, the scavenger).  Returns bytes returned. */
+GM_INTERNAL size_t mcentral_reclaim(void);
 
 GM_INTERNAL void mcentral_lock_all_for_fork(void);
 GM_INTERNAL void mcentral_unlock_all_after_fork(bool child);
+
+/* In a fork child: every small span for which keep() is false becomes
+ * mcentral's, its state rebuilt from its bitmaps. */
+GM_INTERNAL void mcentral_rehome_after_fork(bool (*keep)(const mspan *s));
 
 #endif

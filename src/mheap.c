@@ -8,8 +8,9 @@
  *   allocator's bitmaps.
  * - Span structs come from a metadata allocator fed by os_alloc_metadata and
  *   recycled through free lists keyed by struct size; they are never unmapped,
- *   so a stale pointer to one is always safe to read.  `gen` is never reset:
- *   it lets mcentral recognise a span that was freed behind its back.
+ *   so a stale pointer to one is always safe to read.  mheap hands out bare
+ *   spans (pages, a zeroed struct, the span map); the slot state and its
+ *   ownership are mspan's and mcache's business.
  * - Scavenger: pages that stayed free for opt.scavenge_delay go back to the OS
  *   (MADV_DONTNEED), checked at most every opt.scavenge_tick on slow paths;
  *   free dirty pages above max(opt.retain, recent peak in-use) go back at
@@ -42,7 +43,6 @@
 
 static gm_lock_t heap_lock = GM_LOCK_INIT;
 
-mspan gm_empty_span; /* nelems 0, alloc_cache 0: always "full" */
 
 static size_t pages_inuse;
 static size_t large_inuse_bytes, large_inuse_objects;
@@ -76,25 +76,37 @@ static void *meta_bump(size_t size) {
     return r;
 }
 
-static size_t span_struct_size(unsigned nwords, bool tiny) {
-    size_t sz = sizeof(mspan) + 3 * nwords * sizeof(uint64_t);
-    if (tiny)
-        sz += 2 * (GM_PAGE_SIZE / GM_TINY_BLOCK) * sizeof(uint32_t);
-    return sz;
+/* Zeroes a recycled struct.  A thread freeing into the span's previous life
+ * may still read `full` and `owner` just after its last free (mspan.c,
+ * "Setting aside"): those two are cleared with atomic stores, so the late
+ * read sees either value and never a torn one. */
+static void span_struct_clear(mspan *s, size_t size) {
+    size_t owner_at = offsetof(mspan, owner), full_at = offsetof(mspan, full);
+    memset(s, 0, owner_at);
+    memset((char *)s + owner_at + sizeof s->owner, 0, full_at - owner_at - sizeof s->owner);
+    memset((char *)s + full_at + sizeof s->full, 0, size - full_at - sizeof s->full);
+    __atomic_store_n(&s->owner, NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->full, 0, __ATOMIC_RELAXED);
 }
 
 static mspan *span_struct_alloc(size_t size) {
+    mspan *s = NULL;
     for (int i = 0; i < META_KINDS; i++) {
         if (meta_kinds[i].size == size && meta_kinds[i].free) {
-            mspan *s = meta_kinds[i].free;
+            s = meta_kinds[i].free;
             meta_kinds[i].free = s->next;
-            return s;
+            break;
         }
     }
-    return meta_bump(size);
+    if (!s)
+        s = meta_bump(size);
+    if (s)
+        span_struct_clear(s, size);
+    return s;
 }
 
-static void span_struct_free(mspan *s, size_t size) {
+static void span_struct_free(mspan *s) {
+    size_t size = mspan_struct_size(s->spanclass);
     for (int i = 0; i < META_KINDS; i++) {
         if (meta_kinds[i].size == size || meta_kinds[i].size == 0) {
             meta_kinds[i].size = size;
@@ -104,31 +116,6 @@ static void span_struct_free(mspan *s, size_t size) {
         }
     }
     /* More struct sizes than kinds cannot happen (5 bitmap sizes, tiny, large). */
-}
-
-static size_t span_size_of(const mspan *s) {
-    return span_struct_size(s->nwords, s->spanclass == GM_TINY_SPAN_CLASS);
-}
-
-/* Fills a struct for a new span, keeping `gen` from its previous life. */
-static void span_setup(mspan *s, uintptr_t base, size_t npages, unsigned spc, unsigned nwords) {
-    /* Everything but gen, which a late reader may be checking right now. */
-    size_t size = span_struct_size(nwords, spc == GM_TINY_SPAN_CLASS);
-    size_t gen_end = offsetof(mspan, gen) + sizeof s->gen;
-    memset(s, 0, offsetof(mspan, gen));
-    memset((char *)s + gen_end, 0, size - gen_end);
-    s->base = base;
-    s->npages = (uint32_t)npages;
-    s->spanclass = (uint8_t)spc;
-    s->nwords = (uint16_t)nwords;
-    if (nwords) {
-        uint64_t *bits = (uint64_t *)(s + 1);
-        s->bits = bits;
-        if (spc == GM_TINY_SPAN_CLASS) {
-            s->tiny_alloc = (uint32_t *)(bits + 3 * nwords);
-            s->tiny_freed = s->tiny_alloc + GM_PAGE_SIZE / GM_TINY_BLOCK;
-        }
-    }
 }
 
 /* ---- recently freed large runs ----
@@ -299,38 +286,24 @@ bool mheap_init(void) {
     return ok;
 }
 
-static unsigned nwords_for(unsigned nelems) {
-    unsigned w = (nelems + 63) / 64;
-    unsigned p = 1;
-    while (p < w)
-        p <<= 1;
-    return p; /* power of two: few distinct struct sizes to recycle */
-}
-
-mspan *mheap_alloc_small(unsigned spc, struct mcache *owner) {
+mspan *mheap_alloc_small(unsigned spc) {
     unsigned sc = spc == GM_TINY_SPAN_CLASS ? gm_size_to_class(GM_TINY_BLOCK) : spc;
     size_t npages = gm_class_npages[sc];
-    unsigned nelems = gm_class_nobjs[sc];
-    unsigned nwords = nwords_for(nelems);
 
     gm_lock(&heap_lock);
     bool zeroed; /* small objects are cleared by calloc itself */
     uintptr_t base = alloc_pages(npages, 1, &zeroed);
-    mspan *s = base ? span_struct_alloc(span_struct_size(nwords, spc == GM_TINY_SPAN_CLASS)) : NULL;
+    mspan *s = base ? span_struct_alloc(mspan_struct_size(spc)) : NULL;
     if (!s) {
         if (base)
             free_pages(base, npages);
         gm_unlock(&heap_lock);
         return NULL;
     }
-    span_setup(s, base, npages, spc, nwords);
+    s->base = base;
+    s->npages = (uint32_t)npages;
+    s->spanclass = (uint8_t)spc;
     s->state = SPAN_SMALL;
-    s->elemsize = gm_class_size[sc];
-    s->divmagic = gm_class_divmagic[sc];
-    s->nelems = (uint16_t)nelems;
-    s->alloc_cache = ~(uint64_t)0;
-    s->live = SPAN_OWNED_BIAS;
-    s->owner = owner;
     spanmap_set(base, npages, s);
     span_allocs++;
     spans_inuse[spc]++;
@@ -349,7 +322,7 @@ mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size, bool ze
     uintptr_t base = large_cache_take(npages, align_pages);
     if (!base)
         base = alloc_pages(npages, align_pages, &zeroed);
-    mspan *s = base ? span_struct_alloc(span_struct_size(0, false)) : NULL;
+    mspan *s = base ? span_struct_alloc(mspan_struct_size(0)) : NULL;
     if (!s) {
         if (base)
             free_pages(base, npages);
@@ -358,7 +331,8 @@ mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size, bool ze
     }
     if (zero && !zeroed && (npages << GM_PAGE_SHIFT) >= ZERO_BY_RELEASE_BYTES)
         zeroed = os_release((void *)base, npages << GM_PAGE_SHIFT); /* else calloc clears it */
-    span_setup(s, base, npages, 0, 0);
+    s->base = base;
+    s->npages = (uint32_t)npages;
     s->state = SPAN_LARGE;
     s->zeroed = zeroed;
     s->nelems = 1;
@@ -375,12 +349,11 @@ mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size, bool ze
 void mheap_free_span(mspan *s) {
     gm_lock(&heap_lock);
     spanmap_set(s->base, s->npages, NULL);
-    s->state = SPAN_DEAD;
-    __atomic_fetch_add(&s->gen, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->state, SPAN_DEAD, __ATOMIC_RELAXED);
     spans_inuse[s->spanclass]--;
     uintptr_t base = s->base;
     size_t npages = s->npages;
-    span_struct_free(s, span_size_of(s));
+    span_struct_free(s);
     free_pages(base, npages);
     gm_unlock(&heap_lock);
 }
@@ -393,14 +366,13 @@ void mheap_free_large(mspan *s, void *p, const char *caller) {
         gm_bad_pointer(caller, p, freed);
     }
     spanmap_set(s->base, 1, NULL);
-    s->state = SPAN_DEAD;
-    __atomic_fetch_add(&s->gen, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->state, SPAN_DEAD, __ATOMIC_RELAXED);
     large_frees++;
     large_inuse_objects--;
     large_inuse_bytes -= (size_t)s->npages << GM_PAGE_SHIFT;
     uintptr_t base = s->base;
     size_t npages = s->npages;
-    span_struct_free(s, span_size_of(s));
+    span_struct_free(s);
     if (large_cache_put(base, npages))
         scavenge_locked(gm_nanotime()); /* an eviction may have freed pages */
     else
@@ -490,6 +462,25 @@ void mheap_start_background(void) {
     pthread_attr_setstacksize(&attr, 64 * 1024);
     pthread_create(&t, &attr, background_scavenger, NULL);
     pthread_attr_destroy(&attr);
+}
+
+void mheap_for_each_small_span(void (*fn)(mspan *s, void *arg), void *arg) {
+    for (size_t ai = 0; ai < GM_MAX_ARENAS; ai++) {
+        heaparena *ha = __atomic_load_n(&gm_arenas[ai], __ATOMIC_ACQUIRE);
+        if (!ha)
+            continue;
+        uintptr_t arena_base = gm_heap_base + (ai << GM_ARENA_SHIFT);
+        for (size_t pg = 0; pg < GM_ARENA_PAGES;) {
+            mspan *s = ha->spans[pg];
+            uintptr_t a = arena_base + (pg << GM_PAGE_SHIFT);
+            if (s && s->state == SPAN_SMALL && s->base == a) {
+                pg += s->npages;
+                fn(s, arg); /* may free s */
+            } else {
+                pg++;
+            }
+        }
+    }
 }
 
 void mheap_lock_for_fork(void) { gm_lock(&heap_lock); }

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "gomalloc.h"
-#include "mcache.h"
+#include "proc.h"
 #include "mheap.h"
 #include "options.h"
 

@@ -207,6 +207,12 @@ void gm_fatal(const char *msg, const void *addr) {
     abort();
 }
 
+void gm_warn(const char *msg) {
+    char buf[256];
+    int n = gm_snprintf(buf, sizeof buf, "gomalloc: warning: %s\n", msg);
+    gm_write_all(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
 void gm_bad_pointer(const char *caller, const void *p, bool already_freed) {
     char msg[64];
     bool dfree = already_freed && __builtin_strcmp(caller, "free") == 0;

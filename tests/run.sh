@@ -155,6 +155,12 @@ if [ -f tests/unit/test_pagealloc.c ] && t unit_pagealloc; then
         run unit_pagealloc 180 "$OUT/test_pagealloc"
 fi
 
+if [ -f tests/unit/test_span_protocol.c ] && t unit_span_protocol; then
+    build unit_span_protocol "$CC" $SRC_CFLAGS -O1 -g tests/unit/test_span_protocol.c \
+        "${GM_SRCS[@]}" -o "$OUT/test_span_protocol" &&
+        run unit_span_protocol 120 "$OUT/test_span_protocol"
+fi
+
 # ------------------------------------------------------------ API conformance
 if t api_preload && need_lib api_preload; then
     build api_preload "$CC" $TEST_CFLAGS tests/api/test_api.c -o "$OUT/test_api" -ldl -rdynamic &&
@@ -211,6 +217,14 @@ if t stress_tsan; then
         tests/stress/test_stress.c "${GM_SRCS[@]}" -o "$OUT/test_stress_tsan" &&
         run stress_tsan 240 TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
             "$OUT/test_stress_tsan" --seconds 15 --slots 4 --no-fork --ops 3000 --max-large 1048576
+fi
+if t stress_tsan_clang && command -v clang >/dev/null 2>&1; then
+    # The same with clang's ThreadSanitizer (run when clang is installed).
+    build stress_tsan_clang clang $SRC_CFLAGS -O1 -g -fsanitize=thread -DAPI_GM \
+        tests/stress/test_stress.c "${GM_SRCS[@]}" -o "$OUT/test_stress_tsan_clang" &&
+        run stress_tsan_clang 240 TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+            "$OUT/test_stress_tsan_clang" --seconds 10 --slots 4 --no-fork --ops 3000 \
+            --max-large 1048576
 fi
 if t stress_ubsan; then
     build stress_ubsan "$CC" $SRC_CFLAGS -O1 -g -fsanitize=undefined -fno-sanitize-recover=all \

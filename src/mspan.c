@@ -1,0 +1,232 @@
+/*
+ * mspan: the state of a small span's slots, and who may change it.
+ *
+ * C frees explicitly, so where Go finds free slots by sweeping mark bits,
+ * a gomalloc span keeps them in bitmaps outside user memory:
+ *
+ *   free[w]    1 = slot free.  Written by the span's holder only (its owning
+ *              cache, or mcentral under its lock when no cache owns it),
+ *              with relaxed atomic stores; read by anyone checking a free.
+ *   ever[w]    1 = slot handed out at least once: a free of a slot never
+ *              handed out is an invalid pointer, not a double free.  Holder
+ *              only, like free[].
+ *   remote[w]  slots freed by threads that do not hold the span, set with
+ *              one atomic OR each and taken (exchanged with 0) by the holder
+ *              when it collects.  Go's sweep, done by the owner when it needs
+ *              slots.
+ *
+ * Why bitmaps rather than free lists: the owner's malloc is a ctz on the
+ * lowest word in circulation (`summary` has a bit per word that may have
+ * free slots), its free is a bit test and a set, a double free or a
+ * never-allocated slot shows in the same test, and a use-after-free write
+ * into user memory cannot redirect an allocation: nothing allocator-owned
+ * lives there.  Taking the lowest free slot keeps a span's live objects
+ * packed at its start.  Words are opened one at a time (nopen), so a span
+ * fills from its start like Go's freeindex, and a span that never gets
+ * busy never touches its far pages.
+ *
+ * Counting.  nlive (holder only) counts slots handed out minus slots freed
+ * back to the holder or collected from remote[].  Slots freed remotely and
+ * not yet collected still count as live: a span is known empty only once its
+ * holder has collected, which it does whenever it runs out of slots, and
+ * mcentral does for the spans it holds.  mspan_recount rebuilds nlive and
+ * summary from the bitmaps (live = ever & ~free), so a change of holder never
+ * trusts the previous holder's counters (a fork child's dead threads).
+ *
+ * Setting aside.  When the owner's current span has no slot left, the owner
+ * sets it aside (off the fast path, on its full list) and wants to hear about
+ * the first remote free into it.  The handshake, with sequentially
+ * consistent operations on both sides (a Dekker pair):
+ *   owner:  full = 1;            then read every remote[w]
+ *   freer:  remote[w] |= bit;    then read full
+ * At least one side sees the other's write.  If the owner sees a remote bit
+ * it tries to take the span back (CAS full 1 -> 0).  If a freer sees full ==
+ * 1 it tries the same CAS; whichever CAS wins decides: the owner keeps the
+ * span, or the freer pushes it onto the owner's revisit stack.  Exactly one
+ * side acts, and no span is stranded.  The owner itself clears `full` by the
+ * same CAS when its own free lands in a set-aside span.
+ *
+ * Ordering of slot reuse.  A freer's OR is a release (sequentially
+ * consistent), the holder's exchange an acquire: everything the freer did
+ * with the object happens before the slot is handed out again.  Within one
+ * thread, the owner's plain and relaxed accesses are ordered by program
+ * order; a slot handed to another thread travels with that thread's own
+ * synchronisation, which also carries the ever/free bits it needs to check
+ * its free.  The checks other threads make (slot live, not freed) read the
+ * holder's words with relaxed loads: exact for a slot that only the checking
+ * thread can free, and racy, as any double-free detection must be, for
+ * slots freed twice at once.
+ */
+#include "mspan.h"
+
+#include <string.h>
+
+mspan gm_empty_span; /* summary 0: always "exhausted" */
+
+static unsigned words_for(unsigned nelems) {
+    unsigned w = (nelems + 63) / 64;
+    unsigned p = 1;
+    while (p < w)
+        p <<= 1;
+    return p; /* power of two: few distinct struct sizes to recycle */
+}
+
+static unsigned class_of_span(unsigned spc) {
+    return spc == GM_TINY_SPAN_CLASS ? gm_size_to_class(GM_TINY_BLOCK) : spc;
+}
+
+static size_t remote_offset(unsigned nwords) {
+    /* free/ever pairs plus the zero pair, then remote[] on lines of its own */
+    return gm_align_up(sizeof(mspan) + (nwords + 1) * 2 * sizeof(uint64_t), 64);
+}
+
+/* remote[] has a spare zero word too (a tail pointer's word), and whole
+ * lines. */
+static size_t remote_words(unsigned nwords) { return gm_align_up(nwords + 1, 8); }
+
+size_t mspan_struct_size(unsigned spc) {
+    if (spc == 0)
+        return sizeof(mspan);
+    unsigned nwords = words_for(gm_class_nobjs[class_of_span(spc)]);
+    size_t size = remote_offset(nwords) + remote_words(nwords) * sizeof(uint64_t);
+    if (spc == GM_TINY_SPAN_CLASS)
+        size += 2 * (GM_PAGE_SIZE / GM_TINY_BLOCK) * sizeof(uint32_t);
+    return size;
+}
+
+void mspan_init_small(mspan *s, unsigned spc) {
+    unsigned sc = class_of_span(spc);
+    unsigned nwords = words_for(gm_class_nobjs[sc]);
+    s->elemsize = gm_class_size[sc];
+    s->divmagic = gm_class_divmagic[sc];
+    s->nelems = gm_class_nobjs[sc];
+    s->spanclass = (uint8_t)spc;
+    s->nwords = (uint8_t)nwords;
+    s->nopen = 0;
+    s->summary = 0;
+    s->nlive = 0;
+    s->remote = (uint64_t *)((char *)s + remote_offset(nwords));
+    if (spc == GM_TINY_SPAN_CLASS) {
+        s->tiny_alloc = (uint32_t *)(s->remote + remote_words(nwords));
+        s->tiny_freed = s->tiny_alloc + GM_PAGE_SIZE / GM_TINY_BLOCK;
+    }
+    /* mheap hands the struct out zeroed: no slot is free or handed out yet. */
+}
+
+/* ---- bad frees ---- */
+
+void mspan_bad_free(const mspan *s, const void *p, uint32_t idx, const char *caller) {
+    if (idx == SPAN_BAD_INDEX || idx >= s->nelems)
+        gm_bad_pointer(caller, p, false);
+    bool handed_out = mspan_slot_ever(s, idx);
+    gm_bad_pointer(caller, (void *)(s->base + (uintptr_t)idx * s->elemsize), handed_out);
+}
+
+/* ---- the holder's operations ---- */
+
+static uint32_t used_words(const mspan *s) { return ((uint32_t)s->nelems + 63) / 64; }
+
+void mspan_collect(mspan *s) {
+    for (uint32_t w = 0; w < s->nopen; w++) {
+        if (!__atomic_load_n(&s->remote[w], __ATOMIC_RELAXED))
+            continue;
+        uint64_t r = __atomic_exchange_n(&s->remote[w], 0, __ATOMIC_ACQUIRE);
+        uint64_t f = s->words[2 * w];
+        if (unlikely(f & r)) {
+            /* Freed by its holder and by another thread: a double free that
+             * raced past both checks.  Reported here, where it shows. */
+            uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(f & r);
+            gm_bad_pointer("free", (void *)(s->base + (uintptr_t)idx * s->elemsize), true);
+        }
+        __atomic_store_n(&s->words[2 * w], f | r, __ATOMIC_RELAXED);
+        s->summary |= (uint64_t)1 << w;
+        s->nlive -= __builtin_popcountll(r);
+    }
+}
+
+bool mspan_replenish(mspan *s) {
+    mspan_collect(s);
+    if (s->summary)
+        return true;
+    uint32_t n = used_words(s);
+    if (s->nopen >= n)
+        return false;
+    uint32_t w = s->nopen++;
+    uint64_t mask = ~(uint64_t)0;
+    if (w == n - 1 && (s->nelems & 63))
+        mask = ((uint64_t)1 << (s->nelems & 63)) - 1;
+    __atomic_store_n(&s->words[2 * w], mask, __ATOMIC_RELAXED);
+    s->summary = (uint64_t)1 << w;
+    return true;
+}
+
+static struct mcache *fast_owner_for(const mspan *s, struct mcache *owner) {
+    return s->spanclass == GM_TINY_SPAN_CLASS ? NULL : owner;
+}
+
+void mspan_set_owner(mspan *s, struct mcache *owner) {
+    __atomic_store_n(&s->owner, owner, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->fast_owner, fast_owner_for(s, owner), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->full, 0, __ATOMIC_RELAXED);
+}
+
+bool mspan_set_aside(mspan *s) {
+    __atomic_store_n(&s->fast_owner, NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->full, 1, __ATOMIC_SEQ_CST);
+    for (uint32_t w = 0; w < s->nopen; w++) {
+        if (__atomic_load_n(&s->remote[w], __ATOMIC_SEQ_CST)) {
+            if (!mspan_reclaim_set_aside(s))
+                return true; /* the freer that won pushes it for us */
+            return false;
+        }
+    }
+    return true;
+}
+
+bool mspan_reclaim_set_aside(mspan *s) {
+    uint32_t one = 1;
+    if (!__atomic_compare_exchange_n(&s->full, &one, 0, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+        return false;
+    __atomic_store_n(&s->fast_owner, fast_owner_for(s, s->owner), __ATOMIC_RELAXED);
+    return true;
+}
+
+int32_t mspan_recount(mspan *s) {
+    uint32_t n = used_words(s);
+    int32_t live = 0;
+    uint64_t summary = 0;
+    for (uint32_t w = 0; w < n; w++) {
+        uint64_t r = __atomic_exchange_n(&s->remote[w], 0, __ATOMIC_ACQUIRE);
+        uint64_t f = s->words[2 * w];
+        if (unlikely(f & r)) {
+            uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(f & r);
+            gm_bad_pointer("free", (void *)(s->base + (uintptr_t)idx * s->elemsize), true);
+        }
+        f |= r;
+        __atomic_store_n(&s->words[2 * w], f, __ATOMIC_RELAXED);
+        if (f && w < s->nopen)
+            summary |= (uint64_t)1 << w;
+        live += __builtin_popcountll(s->words[2 * w + 1] & ~f);
+    }
+    s->summary = summary;
+    s->nlive = live;
+    return live;
+}
+
+/* ---- other threads ---- */
+
+bool mspan_free_remote(mspan *s, const void *p, uint32_t idx, const char *caller) {
+    uint32_t w = idx >> 6;
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    uint64_t f = __atomic_load_n(&s->words[2 * w], __ATOMIC_RELAXED);
+    uint64_t ever = __atomic_load_n(&s->words[2 * w + 1], __ATOMIC_RELAXED);
+    if (unlikely((f | ~ever) & bit))
+        mspan_bad_free(s, p, idx, caller);
+    if (unlikely(__atomic_fetch_or(&s->remote[w], bit, __ATOMIC_SEQ_CST) & bit))
+        mspan_bad_free(s, p, idx, caller);
+    if (likely(!__atomic_load_n(&s->full, __ATOMIC_SEQ_CST)))
+        return false;
+    uint32_t one = 1;
+    return __atomic_compare_exchange_n(&s->full, &one, 0, false, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_RELAXED);
+}

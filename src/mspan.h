@@ -1,0 +1,220 @@
+/*
+ * mspan: a run of pages holding objects of one size class, or one large
+ * object, and the rules for the state of its slots (Go keeps these as
+ * mspan methods).  See mspan.c for the protocol and its memory ordering.
+ *
+ * Offered to mcache (the owner's inline fast paths and the out-of-line
+ * operations around them), to mcentral (spans no thread owns) and to mheap
+ * (struct sizes, the large-span fields).
+ */
+#ifndef GM_MSPAN_H
+#define GM_MSPAN_H
+
+#include "common.h"
+#include "sizeclasses.h"
+
+/* Span classes: the size classes, plus one more for the tiny allocator's
+ * 16-byte blocks (their spans carry per-block piece masks). */
+#define GM_TINY_SPAN_CLASS GM_NUM_SIZE_CLASSES
+#define GM_NUM_SPAN_CLASSES (GM_NUM_SIZE_CLASSES + 1)
+#define GM_TINY_BLOCK 16
+
+/* Slot bitmaps are words of 64 slots; a span has at most this many. */
+#define SPAN_MAX_WORDS (GM_MAX_OBJS_PER_SPAN / 64)
+
+enum { SPAN_DEAD = 0, SPAN_SMALL = 1, SPAN_LARGE = 2 };
+
+/* Where a small span is; written only by whoever holds it (its owner, or
+ * mcentral under its lock). */
+enum {
+    SPAN_CURRENT = 1,      /* its owner allocates from it */
+    SPAN_PARTIAL,          /* owned, on the owner's partial list */
+    SPAN_FULL,             /* owned, set aside on the owner's full list */
+    SPAN_EMPTY,            /* owned, no live object, kept as the class's spare */
+    SPAN_CENTRAL,          /* unowned, on mcentral's list, has free slots */
+    SPAN_CENTRAL_FULL,     /* unowned, on mcentral's full list */
+    SPAN_ELSEWHERE,        /* in transit (being adopted or released) */
+};
+
+/* While a span is its owner's current span, nlive carries this bias, so an
+ * owner's free never sees it reach zero: a malloc/free churn of one object
+ * stays on the fast paths. */
+#define SPAN_CURRENT_BIAS (1 << 20)
+
+struct mcache;
+
+typedef struct mspan {
+    /* First line: what every free and the owner's allocation read. */
+    uintptr_t base;
+    struct mcache *fast_owner; /* the owner while frees may take the fast path:
+                                * set for a current, partial or empty span of a
+                                * small class; NULL when set aside full, unowned,
+                                * tiny, large or dead */
+    uint64_t summary;      /* owner: bit w set while free word w may be nonzero */
+    uint32_t elemsize;
+    uint32_t divmagic;
+    int32_t nlive;         /* owner: slots handed out and not yet freed back to it */
+    uint16_t nelems;
+    uint8_t spanclass;     /* 0: large */
+    uint8_t state;         /* SPAN_DEAD / SMALL / LARGE (mheap) */
+    uint8_t where;         /* SPAN_CURRENT ... (holder) */
+    uint8_t nopen;         /* owner: words opened for allocation so far */
+    uint8_t nwords;        /* slot words (a power of two) */
+    uint8_t zeroed;        /* large spans: memory known zero (fresh from the OS) */
+    struct mcache *owner;  /* NULL when mcentral holds it */
+    uint64_t *remote;      /* remote[w]: slots freed by other threads (atomic OR) */
+
+    /* Second line: what other threads write when they free. */
+    uint32_t full __attribute__((aligned(64))); /* 1: set aside full, owner wants a call */
+    uint32_t npages;
+    struct mspan *next, *prev;  /* holder's list (owner, mcentral, mheap) */
+    struct mspan *revisit_next; /* link in the owner's revisit stack */
+    uint32_t *tiny_alloc;  /* tiny spans: per block, piece starts | piece ends << 16 */
+    uint32_t *tiny_freed;  /* tiny spans: per block, freed piece starts | final starts << 16 */
+    size_t large_size;     /* large spans: bytes asked for (stats) */
+
+    /* Owner's slot words, interleaved per 64-slot word w:
+     *   words[2w]     free: 1 = slot free (owner writes, others read)
+     *   words[2w + 1] ever: 1 = slot handed out at least once (owner writes)
+     * with one extra zero pair past the last word, so a pointer into a span's
+     * tail reads "never handed out".  remote[] follows on lines of its own. */
+    uint64_t words[] __attribute__((aligned(64)));
+} mspan;
+
+/* The span every cache starts with: no free slot, so the allocation fast
+ * path falls through to the refill without a NULL test. */
+extern mspan gm_empty_span GM_INTERNAL;
+
+/* Bytes of struct (with its slot words) a span of span class spc needs;
+ * spc 0 for large spans. */
+GM_INTERNAL size_t mspan_struct_size(unsigned spc);
+
+/* Sets up the slot state of a fresh span of class spc (all slots free,
+ * no owner); base, npages and state were set by mheap. */
+GM_INTERNAL void mspan_init_small(mspan *s, unsigned spc);
+
+/* ---- the owner's fast paths ---- */
+
+/* Owner-only statistics counter: one writer, read by others with relaxed
+ * loads.  A single increment instruction is, to a reader, one aligned
+ * store of the new value (what a relaxed atomic store would be) and costs a
+ * third of a separate load, add and store. */
+static inline void gm_count(uint64_t *c) {
+#if defined(__x86_64__)
+    __asm__("incq %0" : "+m"(*c));
+#else
+    __atomic_store_n(c, *c + 1, __ATOMIC_RELAXED);
+#endif
+}
+
+/* Owner-only bitmap update that other threads read: the same argument. */
+static inline void gm_or_owned(uint64_t *w, uint64_t bits) {
+#if defined(__x86_64__)
+    __asm__("orq %1, %0" : "+m"(*w) : "r"(bits));
+#else
+    __atomic_store_n(w, *w | bits, __ATOMIC_RELAXED);
+#endif
+}
+
+/* Does the span have a free slot in the words in circulation? */
+static inline bool mspan_can_alloc_fast(const mspan *s) { return s->summary != 0; }
+
+/* Takes the lowest free slot of the lowest word in circulation
+ * (mspan_can_alloc_fast must be true). */
+static inline void *mspan_alloc_fast(mspan *s) {
+    uint64_t sum = s->summary;
+    uintptr_t w = (uint32_t)__builtin_ctzll(sum);
+    uint64_t *pair = &s->words[2 * w];
+    uint64_t f = pair[0];
+    uint64_t rest = f & (f - 1);
+    /* Relaxed atomic store: other threads read the free word to check
+     * their frees (mspan.c). */
+    __atomic_store_n(&pair[0], rest, __ATOMIC_RELAXED);
+    gm_or_owned(&pair[1], f ^ rest);
+    if (rest == 0)
+        s->summary = sum & (sum - 1); /* word w was the lowest in circulation */
+    s->nlive++;
+    uintptr_t idx = w * 64 + (uint32_t)__builtin_ctzll(f);
+    return (void *)(s->base + idx * s->elemsize);
+}
+
+/* Slot index of p in small span s; SPAN_BAD_INDEX if p is not a slot start. */
+#define SPAN_BAD_INDEX UINT32_MAX
+static inline uint32_t mspan_index(const mspan *s, const void *p) {
+    uintptr_t off = (uintptr_t)p - s->base;
+    uint32_t idx = (uint32_t)(((uint64_t)off * s->divmagic) >> 32);
+    return likely((uintptr_t)idx * s->elemsize == off) ? idx : SPAN_BAD_INDEX;
+}
+
+/* Reports a bad free of slot idx (or a non-slot address p) and aborts. */
+GM_INTERNAL __attribute__((noreturn, cold)) void mspan_bad_free(const mspan *s, const void *p,
+                                                                uint32_t idx, const char *caller);
+
+/* The owner frees slot idx: plain stores.  Returns true when the span has
+ * just become empty (nlive reached zero: never for the current span). */
+static inline bool mspan_free_owned(mspan *s, const void *p, uintptr_t idx, const char *caller) {
+    uintptr_t w = idx >> 6;
+    uint64_t *pair = &s->words[2 * w];
+    uint64_t f = pair[0];
+    /* live = handed out, not freed by us, not freed by another thread (a
+     * slot freed remotely and then by us would otherwise be handed out
+     * again before the collection could see both frees) */
+    uint64_t others = __atomic_load_n(&s->remote[w], __ATOMIC_RELAXED);
+    if (unlikely(!(((pair[1] & ~(f | others)) >> (idx & 63)) & 1)))
+        mspan_bad_free(s, p, (uint32_t)idx, caller);
+    __atomic_store_n(&pair[0], f | ((uint64_t)1 << (idx & 63)), __ATOMIC_RELAXED);
+    s->summary |= (uint64_t)1 << w;
+    return unlikely(--s->nlive == 0);
+}
+
+/* ---- the owner's slow operations (mspan.c) ---- */
+
+/* Makes slots available again when the words in circulation are used up:
+ * collects other threads' frees, or opens the next unused word.  False if
+ * the span has no free slot at all. */
+GM_INTERNAL bool mspan_replenish(mspan *s);
+
+/* Collects other threads' frees into the free words (owner or holder). */
+GM_INTERNAL void mspan_collect(mspan *s);
+
+/* Sets an exhausted span aside: from now on the first free by another
+ * thread pushes it onto the owner's revisit stack.  False when such a free
+ * raced in and the owner keeps the span (it has a slot again). */
+GM_INTERNAL bool mspan_set_aside(mspan *s);
+
+/* The owner wants its set-aside span back (its own free landed there).
+ * True if it got it; false if another thread's free is already pushing it
+ * onto the revisit stack, where the owner will find it. */
+GM_INTERNAL bool mspan_reclaim_set_aside(mspan *s);
+
+/* Ownership changes (mcache, mcentral under its lock, fork). */
+GM_INTERNAL void mspan_set_owner(mspan *s, struct mcache *owner);
+/* Recounts live slots and rebuilds the summary from the bitmaps, collecting
+ * other threads' frees; used when a span changes holder, so nothing depends
+ * on a previous holder's counters.  Returns the live count. */
+GM_INTERNAL int32_t mspan_recount(mspan *s);
+
+/* ---- other threads ---- */
+
+/* Frees slot idx of a span owned by another cache: one atomic OR on the
+ * span.  Returns true for the first free into a set-aside span: the caller
+ * must then push s onto its owner's revisit stack. */
+GM_INTERNAL bool mspan_free_remote(mspan *s, const void *p, uint32_t idx, const char *caller);
+
+/* Is slot idx allocated and not freed?  Exact for the owner and for a slot
+ * only the calling thread can free. */
+static inline bool mspan_slot_live(const mspan *s, uint32_t idx) {
+    uint32_t w = idx >> 6;
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    uint64_t f = __atomic_load_n(&s->words[2 * w], __ATOMIC_RELAXED);
+    uint64_t ever = __atomic_load_n(&s->words[2 * w + 1], __ATOMIC_RELAXED);
+    uint64_t r = w < s->nwords ? __atomic_load_n(&s->remote[w], __ATOMIC_RELAXED) : 0;
+    return (ever & ~f & ~r & bit) != 0;
+}
+
+/* Was slot idx ever handed out?  (The label of a bad free.) */
+static inline bool mspan_slot_ever(const mspan *s, uint32_t idx) {
+    return (__atomic_load_n(&s->words[2 * (idx >> 6) + 1], __ATOMIC_RELAXED) >> (idx & 63)) & 1;
+}
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * proc: thread caches from birth to death, and the process events around
+ * them (Go's procresize and fork hooks, for threads instead of Ps).
+ *
+ * Each thread owns one mcache, reached through an initial-exec TLS pointer
+ * (one word of static TLS, so dlopen() of the library works too).  A new
+ * thread's pointer starts at the bootstrap cache, whose spans are the empty
+ * span: the first allocation falls into the slow path, which initialises the
+ * allocator if needed and gives the thread a cache of its own.  A pthread key
+ * destructor gives the spans back when the thread exits; allocations after
+ * that (from later destructors) go through a shared orphan cache under a lock.
+ *
+ * Caches live in slabs that are never unmapped, and a retired cache is
+ * reused for a later thread: a stale pointer to one is always safe to read.
+ *
+ * Threads.  gomalloc relies on nothing but pthreads: every word other
+ * threads may write is updated with atomic instructions, whatever the
+ * process's thread count (no single-thread shortcuts that a thread made
+ * with a raw clone() could break).  A thread must have a TLS block of its
+ * own (pthread_create, or clone with CLONE_SETTLS and a libc-made TLS): two
+ * threads sharing one TLS pointer would share one cache.
+ *
+ * fork.  The prepare handler takes every allocator lock; no allocator state
+ * is then being changed under a lock.  A cache's own state may still be
+ * anything in the child (its thread may have been anywhere in its fast or
+ * slow paths), so the child trusts none of the other threads' caches: every
+ * span not owned by the surviving thread (or the orphan cache) is rebuilt
+ * from its bitmaps and becomes mcentral's, and those caches are retired.
+ *
+ * Locking: the registry lock for creating and retiring caches and for the
+ * statistics; the orphan lock for the orphan cache; init_lock for start-up.
+ * Order at fork: init, registry, orphan, then mcentral's and mheap's.
+ */
+#define _GNU_SOURCE
+#include "proc.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "arena.h"
+#include "options.h"
+#include "os.h"
+#include "tiny.h"
+
+/* Statically initialised: malloc may run before any constructor. */
+#define EMPTY_CACHE(k) { .alloc = { [0 ... GM_NUM_SPAN_CLASSES - 1] = &gm_empty_span }, \
+                         .tiny_off = GM_TINY_BLOCK, .kind = (k) }
+static mcache bootstrap_mcache = EMPTY_CACHE(MCACHE_BOOTSTRAP);
+static mcache dead_mcache = EMPTY_CACHE(MCACHE_DEAD);
+static mcache orphan_mcache = EMPTY_CACHE(MCACHE_OWN);
+static gm_lock_t orphan_lock = GM_LOCK_INIT;
+
+__thread mcache *gm_tls_mcache __attribute__((tls_model("initial-exec"))) = &bootstrap_mcache;
+
+static gm_lock_t registry_lock = GM_LOCK_INIT;
+static mcache *registry;        /* live caches */
+static mcache *free_caches;     /* retired structs, linked by next_all */
+static char *cache_slab, *cache_slab_end;
+#define CACHE_SLAB ((size_t)64 << 10)
+static mcache_stats retired;    /* counters of exited threads */
+/* Frees by threads without a cache of their own (atomic). */
+static uint64_t shared_nfree[GM_NUM_SPAN_CLASSES];
+static uint64_t shared_tiny_frees;
+
+static gm_lock_t init_lock = GM_LOCK_INIT;
+static int initialized;
+static int atfork_registered;
+static pthread_key_t thread_key;
+static bool thread_key_ok;
+
+static void thread_exit(void *arg);
+
+static mcache *cache_create(void) {
+    if (!mcache_global_init())
+        return NULL;
+    gm_lock(&registry_lock);
+    mcache *mc = free_caches;
+    if (mc) {
+        free_caches = mc->next_all;
+    } else {
+        size_t sz = gm_align_up(sizeof(mcache), 64);
+        if ((size_t)(cache_slab_end - cache_slab) < sz) {
+            cache_slab = os_alloc_metadata(CACHE_SLAB);
+            cache_slab_end = cache_slab ? cache_slab + CACHE_SLAB : NULL;
+        }
+        if (!cache_slab) {
+            gm_unlock(&registry_lock);
+            return NULL;
+        }
+        mc = (mcache *)cache_slab;
+        cache_slab += sz;
+    }
+    mcache_reset(mc, MCACHE_OWN);
+    mc->next_all = registry;
+    if (registry)
+        registry->prev_all = mc;
+    registry = mc;
+    gm_unlock(&registry_lock);
+    /* Publish before pthread_setspecific, which may itself allocate. */
+    gm_tls_mcache = mc;
+    if (thread_key_ok)
+        pthread_setspecific(thread_key, mc);
+    return mc;
+}
+
+static void retire_counters(const mcache *mc) {
+    for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++) {
+        retired.nmalloc[i] += mc->nmalloc[i];
+        retired.nfree[i] += mc->nfree[i];
+    }
+    retired.tiny_allocs += mc->tiny_allocs;
+    retired.tiny_frees += mc->tiny_frees;
+    retired.refills += mc->refills;
+}
+
+/* Takes mc out of the registry; registry lock held. */
+static void cache_retire_locked(mcache *mc) {
+    retire_counters(mc);
+    if (mc->prev_all)
+        mc->prev_all->next_all = mc->next_all;
+    else
+        registry = mc->next_all;
+    if (mc->next_all)
+        mc->next_all->prev_all = mc->prev_all;
+    mc->next_all = free_caches;
+    free_caches = mc;
+}
+
+static void thread_exit(void *arg) {
+    mcache *mc = arg;
+    gm_tls_mcache = &dead_mcache;
+    mcache_release_all(mc);
+    gm_lock(&registry_lock);
+    cache_retire_locked(mc);
+    gm_unlock(&registry_lock);
+}
+
+void *proc_alloc_without_cache(mcache *mc, unsigned spc, size_t tiny_size) {
+    if (mc->kind == MCACHE_BOOTSTRAP) {
+        mc = cache_create();
+        if (!mc)
+            return NULL;
+        return tiny_size ? tiny_alloc(mc, tiny_size) : mcache_alloc(mc, spc);
+    }
+    gm_lock(&orphan_lock);
+    void *p = tiny_size ? tiny_alloc(&orphan_mcache, tiny_size) : mcache_alloc(&orphan_mcache, spc);
+    gm_unlock(&orphan_lock);
+    return p;
+}
+
+void proc_count_shared_free(unsigned spc) {
+    __atomic_fetch_add(&shared_nfree[spc], 1, __ATOMIC_RELAXED);
+}
+
+void proc_count_shared_tiny_free(void) {
+    __atomic_fetch_add(&shared_tiny_frees, 1, __ATOMIC_RELAXED);
+}
+
+/* ---- statistics ---- */
+
+static void add_counters(mcache_stats *out, const mcache *mc) {
+    for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++) {
+        out->nmalloc[i] += __atomic_load_n(&mc->nmalloc[i], __ATOMIC_RELAXED);
+        out->nfree[i] += __atomic_load_n(&mc->nfree[i], __ATOMIC_RELAXED);
+    }
+    out->tiny_allocs += __atomic_load_n(&mc->tiny_allocs, __ATOMIC_RELAXED);
+    out->tiny_frees += __atomic_load_n(&mc->tiny_frees, __ATOMIC_RELAXED);
+    out->refills += __atomic_load_n(&mc->refills, __ATOMIC_RELAXED);
+    out->spare_bytes += __atomic_load_n(&mc->empty_bytes, __ATOMIC_RELAXED);
+}
+
+void mcache_read_stats(mcache_stats *out) {
+    gm_lock(&registry_lock);
+    *out = retired;
+    for (mcache *mc = registry; mc; mc = mc->next_all)
+        add_counters(out, mc);
+    gm_unlock(&registry_lock);
+    gm_lock(&orphan_lock);
+    add_counters(out, &orphan_mcache);
+    gm_unlock(&orphan_lock);
+    for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++)
+        out->nfree[i] += __atomic_load_n(&shared_nfree[i], __ATOMIC_RELAXED);
+    out->tiny_frees += __atomic_load_n(&shared_tiny_frees, __ATOMIC_RELAXED);
+}
+
+/* ---- initialisation and fork ---- */
+
+static void fork_prepare(void) {
+    gm_lock(&init_lock);
+    gm_lock(&registry_lock);
+    gm_lock(&orphan_lock);
+    mcentral_lock_all_for_fork();
+}
+
+static void fork_parent(void) {
+    mcentral_unlock_all_after_fork(false);
+    gm_unlock(&orphan_lock);
+    gm_unlock(&registry_lock);
+    gm_unlock(&init_lock);
+}
+
+static bool survives_fork(const mspan *s) {
+    mcache *owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+    return owner == &orphan_mcache || (owner != NULL && owner == gm_tls_mcache);
+}
+
+/* The child has one thread: the other threads' caches belong to nobody now.
+ * Their spans are rebuilt from the bitmaps (whatever the caches' lists said
+ * when the fork landed) and go to mcentral; their tiny blocks are given back
+ * and the caches retired. */
+static void fork_child(void) {
+    mcentral_unlock_all_after_fork(true);
+    gm_lock_reinit(&orphan_lock);
+    gm_lock_reinit(&registry_lock);
+    gm_lock_reinit(&init_lock);
+    mcache *self = gm_tls_mcache;
+    mcentral_rehome_after_fork(survives_fork);
+    if (self->kind == MCACHE_OWN)
+        mcache_after_fork(self);
+    mcache *mc = registry;
+    while (mc) {
+        mcache *next = mc->next_all;
+        if (mc != self) {
+            tiny_release(mc);
+            cache_retire_locked(mc); /* reset when a new thread takes it */
+        }
+        mc = next;
+    }
+}
+
+/* Set up at load time when we can: fork handlers registered before anyone
+ * else's run last on fork's prepare side, so no other handler can allocate
+ * while ours hold the allocator's locks. */
+__attribute__((constructor(101))) static void init_at_load(void) {
+    options_init(); /* environ is set by now, even if malloc ran before it */
+    mcache_global_init();
+    mheap_start_background();
+}
+
+bool mcache_global_init(void) {
+    if (likely(__atomic_load_n(&initialized, __ATOMIC_ACQUIRE)))
+        return true;
+    gm_lock(&init_lock);
+    if (!initialized) {
+        options_init();
+        if (!mheap_init()) {
+            gm_unlock(&init_lock);
+            return false;
+        }
+        /* Without a key, exiting threads cannot give their spans back: they
+         * stay with the dead caches (a leak, reported once), never misused. */
+        thread_key_ok = pthread_key_create(&thread_key, thread_exit) == 0;
+        if (!thread_key_ok)
+            gm_warn("pthread_key_create failed: exiting threads will keep their memory");
+        __atomic_store_n(&initialized, 1, __ATOMIC_RELEASE);
+    }
+    gm_unlock(&init_lock);
+    /* Registration may allocate, so it happens outside the lock, once. */
+    if (!__atomic_exchange_n(&atfork_registered, 1, __ATOMIC_ACQ_REL)) {
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        mheap_start_background();
+    }
+    return true;
+}

@@ -1,0 +1,34 @@
+/*
+ * proc: the life of thread caches: creating one for each thread, giving its
+ * spans back at thread exit, the shared cache of threads that have none,
+ * fork, the allocator's initialisation, and the caches' statistics.
+ *
+ * Offered to the public API (malloc.c, mstats.c) and to the cache itself.
+ */
+#ifndef GM_PROC_H
+#define GM_PROC_H
+
+#include "mcache.h"
+
+/* Initialises the allocator (once); false if the heap cannot be set up. */
+GM_INTERNAL bool mcache_global_init(void);
+
+/* An allocation by a thread whose cache pointer is not its own cache
+ * (bootstrap: creates it; dead: the shared orphan cache, under its lock).
+ * tiny_size != 0 asks for a tiny piece, else a slot of span class spc. */
+GM_INTERNAL void *proc_alloc_without_cache(mcache *mc, unsigned spc, size_t tiny_size);
+
+/* Frees by threads without a cache of their own, for the statistics. */
+GM_INTERNAL void proc_count_shared_free(unsigned spc);
+GM_INTERNAL void proc_count_shared_tiny_free(void);
+
+/* Totals over all caches, live and retired. */
+typedef struct mcache_stats {
+    uint64_t nmalloc[GM_NUM_SPAN_CLASSES];
+    uint64_t nfree[GM_NUM_SPAN_CLASSES];
+    uint64_t tiny_allocs, tiny_frees, refills;
+    size_t spare_bytes; /* empty spans caches keep: idle, though not in mheap */
+} mcache_stats;
+GM_INTERNAL void mcache_read_stats(mcache_stats *out);
+
+#endif

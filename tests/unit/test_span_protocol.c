@@ -1,0 +1,329 @@
+/*
+ * test_span_protocol: the span ownership protocol, driven step by step.
+ *
+ * Built with gomalloc's sources (not the overrides), so it can play several
+ * threads from one: switching gm_tls_mcache between two caches A and B makes
+ * each gm_ call run as "thread A" or "thread B", and every interleaving below
+ * happens in the order written, deterministically:
+ *
+ *  1. owner allocation exhausts a span, which is set aside full;
+ *  2. another thread's first free into it pushes it onto the owner's revisit
+ *     stack, exactly once;
+ *  3. the owner's next refill finds it there and reuses the freed slots;
+ *  4. the owner's own free into a set-aside span takes it back (CAS);
+ *  5. the Dekker race of setting aside: owner's flag store, the freer's OR,
+ *     the freer's CAS win, the owner's CAS loss;
+ *  6. thread exit with spans in every state, then late frees by another
+ *     thread: every span ends unowned and goes back to mheap once empty;
+ *  7. misuse: double frees on the owner's path, the remote path, and the
+ *     owner-then-remote and remote-then-owner mixes (found at collection),
+ *     each reported as "double free" (in a child);
+ *  8. fork while another (real) thread's cache is half-way through moving a
+ *     span: the child rebuilds ownership from the spans themselves, frees
+ *     every object of the dead thread, hands no slot out twice, and ends
+ *     with every span back in mheap.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gomalloc.h"
+#include "arena.h"
+#include "mheap.h"
+#include "proc.h"
+
+#include "../check.h"
+
+#define SIZE 1024 /* a class with 8 slots per 8 KiB span */
+
+static mcache A, B;
+static unsigned spc;
+
+static void as(mcache *mc) { gm_tls_mcache = mc; }
+
+static uint64_t spans_in_use(void) {
+    mheap_stats st;
+    mheap_read_stats(&st);
+    return st.spans_inuse[spc];
+}
+
+static mspan *span_of(void *p) { return spanof(p); }
+
+static void test_set_aside_and_revisit(void) {
+    void *p[8];
+    as(&A);
+    for (int i = 0; i < 8; i++)
+        p[i] = gm_malloc(SIZE);
+    mspan *s = span_of(p[0]);
+    CHECK(s->nelems == 8 && span_of(p[7]) == s);
+    CHECK(s->where == SPAN_CURRENT && s->fast_owner == &A);
+
+    /* 1: the ninth allocation sets s aside */
+    void *q = gm_malloc(SIZE);
+    mspan *s2 = span_of(q);
+    CHECK(s2 != s);
+    CHECK(s->where == SPAN_FULL && A.classes[spc].full == s);
+    CHECK(s->full == 1 && s->fast_owner == NULL);
+
+    /* 2: thread B frees into it: one push, then plain remote frees */
+    as(&B);
+    gm_free(p[3]);
+    CHECK(A.revisit == s && s->full == 0 && s->revisit_next == NULL);
+    CHECK(s->remote[0] == (1u << 3));
+    gm_free(p[5]);
+    CHECK(A.revisit == s && s->revisit_next == NULL);
+    CHECK(s->remote[0] == ((1u << 3) | (1u << 5)));
+
+    /* 3: A uses up s2; its refill drains the revisit stack and reuses s */
+    as(&A);
+    void *r[7];
+    for (int i = 0; i < 7; i++)
+        r[i] = gm_malloc(SIZE);
+    CHECK(span_of(r[6]) == s2);
+    void *again = gm_malloc(SIZE);
+    CHECK(again == p[3]);
+    CHECK(A.revisit == NULL && s->where == SPAN_CURRENT && s->fast_owner == &A);
+    CHECK(s2->where == SPAN_FULL);
+    void *again2 = gm_malloc(SIZE);
+    CHECK(again2 == p[5]);
+    p[3] = again;
+    p[5] = again2;
+
+    /* 4: s is full again; the next allocation sets it aside, and A's own
+     * free into it takes it back without the revisit stack */
+    void *t = gm_malloc(SIZE);
+    CHECK(span_of(t) != s && s->where == SPAN_FULL);
+    gm_free(p[1]);
+    CHECK(s->where == SPAN_PARTIAL && s->full == 0 && s->fast_owner == &A);
+    CHECK(A.revisit == NULL);
+    p[1] = NULL;
+
+    /* 6: A exits with spans current (t's), partial (s) and full (s2) */
+    uint64_t before = spans_in_use();
+    CHECK(before >= 3);
+    mcache_release_all(&A);
+    CHECK(s->owner == NULL && s2->owner == NULL && span_of(t)->owner == NULL);
+    CHECK(s->where == SPAN_CENTRAL || s->where == SPAN_CENTRAL_FULL);
+    /* late frees of A's objects by B, through mcentral */
+    as(&B);
+    for (int i = 0; i < 8; i++)
+        if (p[i])
+            gm_free(p[i]);
+    gm_free(q);
+    for (int i = 0; i < 7; i++)
+        gm_free(r[i]);
+    gm_free(t);
+    CHECK(spans_in_use() == 0);
+    mcache_release_all(&B);
+    mcache_reset(&A, MCACHE_OWN);
+    mcache_reset(&B, MCACHE_OWN);
+}
+
+/* 5: the set-aside race, one step at a time. */
+static void test_dekker(void) {
+    as(&A);
+    void *p[9];
+    for (int i = 0; i < 9; i++)
+        p[i] = gm_malloc(SIZE);
+    mspan *s = span_of(p[0]);
+    CHECK(s->where == SPAN_FULL); /* set aside by the ninth */
+
+    /* freer first: the owner's check sees the bit and keeps the span */
+    mspan *c = span_of(p[8]); /* current, 7 free slots */
+    for (int i = 0; i < 7; i++)
+        (void)gm_malloc(SIZE);
+    CHECK(c->summary == 0);
+    as(&B);
+    CHECK(!mspan_free_remote(c, p[8], 0, "free")); /* c->full is 0: no push */
+    as(&A);
+    CHECK(!mspan_set_aside(c)); /* sees the remote bit, wins its CAS, keeps c */
+    CHECK(c->full == 0 && c->fast_owner == &A);
+
+    /* owner's flag store, then the freer's OR and CAS win, then the owner's
+     * check: its CAS loses and the span is the freer's to push */
+    uint32_t idx = mspan_index(c, p[8]);
+    __atomic_store_n(&c->full, 1, __ATOMIC_SEQ_CST); /* owner: step 1 */
+    c->fast_owner = NULL;
+    mspan_collect(c); /* the slot freed above is collected... */
+    c->words[0] &= ~((uint64_t)1 << idx); /* ...and handed out again */
+    c->nlive++;
+    as(&B);
+    CHECK(mspan_free_remote(c, p[8], idx, "free")); /* freer: OR, sees full, wins */
+    as(&A);
+    CHECK(!mspan_reclaim_set_aside(c)); /* owner: its CAS loses */
+    CHECK(c->full == 0);
+    /* the race over, put c back as the owner's current span */
+    mspan_collect(c);
+    mspan_set_owner(c, &A);
+    mcache_release_all(&A);
+    as(&B);
+    for (int i = 0; i < 8; i++)
+        gm_free(p[i]);
+    mcache_release_all(&B);
+    mcache_reset(&A, MCACHE_OWN);
+    mcache_reset(&B, MCACHE_OWN);
+}
+
+/* 7: each misuse in a child, which must abort with "double free". */
+static void expect_double_free(const char *what, void (*misuse)(void)) {
+    int fds[2];
+    if (!CHECK(pipe(fds) == 0))
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        misuse();
+        _exit(0);
+    }
+    close(fds[1]);
+    char buf[512] = {0};
+    ssize_t n = read(fds[0], buf, sizeof buf - 1);
+    (void)n;
+    close(fds[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK_MSG(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "%s: child status 0x%x", what, st);
+    CHECK_MSG(strstr(buf, "free(): double free 0x") != NULL, "%s: report '%s'", what, buf);
+}
+
+static void owner_twice(void) {
+    as(&A);
+    void *p = gm_malloc(SIZE);
+    gm_free(p);
+    gm_free(p);
+}
+
+static void remote_twice(void) {
+    as(&A);
+    void *p = gm_malloc(SIZE);
+    as(&B);
+    gm_free(p);
+    gm_free(p);
+}
+
+static void owner_then_remote(void) {
+    as(&A);
+    void *p = gm_malloc(SIZE);
+    gm_free(p);
+    as(&B);
+    gm_free(p);
+}
+
+static void remote_then_owner(void) {
+    as(&A);
+    void *p = gm_malloc(SIZE);
+    as(&B);
+    gm_free(p); /* a remote bit */
+    as(&A);
+    gm_free(p); /* passes the owner's check: the slot is not free in its words */
+    for (int i = 0; i < 64; i++)
+        (void)gm_malloc(SIZE); /* the collection finds the slot freed twice */
+}
+
+/* 8: fork while another thread's cache is in the middle of moving spans. */
+#define T_OBJS 200
+static void *t_objs[T_OBJS];
+static mcache *t_cache;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int stage;
+
+static void *other_thread(void *arg) {
+    (void)arg;
+    for (int i = 0; i < T_OBJS; i++) {
+        t_objs[i] = gm_malloc(i % 3 ? SIZE : 3); /* class SIZE, and tiny pieces */
+        memset(t_objs[i], 0x5a, i % 3 ? SIZE : 3);
+    }
+    /* free some, so it has partial spans and set-aside ones */
+    for (int i = 0; i < T_OBJS; i += 7) {
+        gm_free(t_objs[i]);
+        t_objs[i] = NULL;
+    }
+    pthread_mutex_lock(&mu);
+    t_cache = gm_tls_mcache;
+    stage = 1;
+    pthread_cond_broadcast(&cv);
+    while (stage != 2)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+static void *child_thread(void *arg) {
+    (void)arg;
+    void *mine[400];
+    for (int i = 0; i < 400; i++) {
+        mine[i] = gm_malloc(SIZE);
+        for (int j = 0; j < T_OBJS; j++)
+            if (t_objs[j] == mine[i])
+                CHECK_MSG(0, "slot %p handed out while the dead thread's object lives", mine[i]);
+    }
+    for (int i = 0; i < 400; i++)
+        gm_free(mine[i]);
+    return NULL;
+}
+
+static void test_fork_midway(void) {
+    as(&A); /* main thread plays A: a cache outside the registry, survives as self */
+    uint64_t base = spans_in_use();
+    pthread_t t;
+    pthread_create(&t, NULL, other_thread, NULL);
+    pthread_mutex_lock(&mu);
+    while (stage != 1)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    /* The fork lands as the thread had taken its current span out of the
+     * cache and had not yet filed it anywhere, and as it had unlinked its
+     * partial list: the cache's own picture is wrong. */
+    t_cache->alloc[spc] = &gm_empty_span;
+    t_cache->classes[spc].partial = NULL;
+    unsigned long failed_before = check_failures();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* the dead thread's live objects are intact and can all be freed */
+        for (int i = 0; i < T_OBJS; i++)
+            if (t_objs[i] && ((unsigned char *)t_objs[i])[0] != 0x5a)
+                CHECK_MSG(0, "object %d damaged in the child", i);
+        pthread_t c;
+        pthread_create(&c, NULL, child_thread, NULL); /* may reuse the dead cache */
+        pthread_join(c, NULL);
+        for (int i = 0; i < T_OBJS; i++)
+            if (t_objs[i])
+                gm_free(t_objs[i]);
+        mcache_release_all(&A);
+        gm_malloc_trim(0);
+        CHECK_MSG(spans_in_use() == base, "child: %llu spans of the class in use, want %llu",
+                  (unsigned long long)spans_in_use(), (unsigned long long)base);
+        check_done("fork child");
+        _exit(check_failures() != failed_before);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork child failed: status 0x%x", st);
+    pthread_mutex_lock(&mu);
+    stage = 2;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    pthread_join(t, NULL);
+}
+
+int main(void) {
+    CHECK(mcache_global_init());
+    spc = gm_size_to_class(SIZE);
+    mcache_reset(&A, MCACHE_OWN);
+    mcache_reset(&B, MCACHE_OWN);
+    test_set_aside_and_revisit();
+    test_dekker();
+    expect_double_free("owner twice", owner_twice);
+    expect_double_free("remote twice", remote_twice);
+    expect_double_free("owner then remote", owner_then_remote);
+    expect_double_free("remote then owner", remote_then_owner);
+    test_fork_midway();
+    return check_done("span_protocol");
+}
