@@ -8,7 +8,7 @@
  *   current  alloc[spc], the span the malloc fast path takes slots from;
  *   partial  owned spans with free slots, the next to become current;
  *   full     spans set aside because they had no free slot;
- *   empty    at most one spare with no live object.
+ *   empty    a few spares with no live object.
  * The owner's frees into any of its spans but the set-aside ones are the
  * fast path (mspan.fast_owner == this cache): a bit test and set.  Other
  * threads' frees set a bit in remote[] with one atomic OR (mspan.c); the
@@ -18,8 +18,8 @@
  * stranded.
  *
  * Bounds on what a cache holds back from other threads:
- *   - empty spans: one spare per class, and at most MAX_EMPTY_BYTES in all;
- *     the others go to mheap the moment they empty;
+ *   - empty spans: MAX_EMPTY_PER_CLASS spares per class, and at most
+ *     MAX_EMPTY_BYTES in all; the others go to mheap the moment they empty;
  *   - partial spans of a class the thread stopped allocating: given back to
  *     mcentral once the class has not refilled for IDLE_REFILLS of the
  *     cache's refills (checked every IDLE_CHECK refills).
@@ -39,10 +39,14 @@
 #include "tiny.h"
 #include "proc.h"
 
-/* Empty spares kept per thread, over all classes: enough for a churn in a
- * few classes with large spans (up to 80 KiB each) to stay off the heap
- * lock, small next to the retained heap (GOMALLOC_RETAIN_MB). */
-#define MAX_EMPTY_BYTES ((size_t)256 << 10)
+/* Empty spares kept per thread.  Classes of 8 KiB and more hold one to four
+ * objects per span, so a churn in them empties and refills spans all the
+ * time; a few spares per class keep that off the heap lock and the page
+ * allocator.  The total is small next to the heap retained anyway
+ * (GOMALLOC_RETAIN_MB), and a class the thread stops using gives its spares
+ * back (IDLE_REFILLS). */
+#define MAX_EMPTY_PER_CLASS 8
+#define MAX_EMPTY_BYTES ((size_t)2 << 20)
 /* A class that has not refilled in this many of the cache's refills gives
  * its partial spans and spare back to mcentral; checked this often. */
 #define IDLE_REFILLS 4096
@@ -91,9 +95,11 @@ void mcache_span_emptied(mcache *mc, mspan *s) {
     default:
         return; /* current (biased, cannot happen) or already handled */
     }
-    if (!cls->empty && mc->empty_bytes + span_bytes(s) <= MAX_EMPTY_BYTES) {
+    if (cls->nempty < MAX_EMPTY_PER_CLASS && mc->empty_bytes + span_bytes(s) <= MAX_EMPTY_BYTES) {
         s->where = SPAN_EMPTY;
+        s->next = cls->empty;
         cls->empty = s;
+        cls->nempty++;
         mc->empty_bytes += span_bytes(s);
         return;
     }
@@ -132,6 +138,16 @@ static void revisit_push(mspan *s) {
 
 /* ---- giving spans up ---- */
 
+static void release_spares(mcache *mc, mclass *cls) {
+    while (cls->empty) {
+        mspan *s = cls->empty;
+        cls->empty = s->next;
+        mc->empty_bytes -= span_bytes(s);
+        mcentral_release_empty(s);
+    }
+    cls->nempty = 0;
+}
+
 static void give_back_class(mcache *mc, unsigned spc, bool keep_current) {
     mclass *cls = &mc->classes[spc];
     while (cls->partial) {
@@ -139,11 +155,7 @@ static void give_back_class(mcache *mc, unsigned spc, bool keep_current) {
         list_remove(&cls->partial, s);
         mcentral_abandon(s);
     }
-    if (cls->empty) {
-        mc->empty_bytes -= span_bytes(cls->empty);
-        mcentral_release_empty(cls->empty);
-        cls->empty = NULL;
-    }
+    release_spares(mc, cls);
     if (!keep_current && mc->alloc[spc] != &gm_empty_span) {
         mspan *s = mc->alloc[spc];
         mc->alloc[spc] = &gm_empty_span;
@@ -194,14 +206,8 @@ void mcache_trim(void) {
     mcache *mc = gm_tls_mcache;
     if (mc->kind == MCACHE_OWN) {
         revisit_drain(mc);
-        for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++) {
-            mclass *cls = &mc->classes[spc];
-            if (cls->empty) {
-                mc->empty_bytes -= span_bytes(cls->empty);
-                mcentral_release_empty(cls->empty);
-                cls->empty = NULL;
-            }
-        }
+        for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++)
+            release_spares(mc, &mc->classes[spc]);
     }
     mcentral_reclaim();
 }
@@ -254,7 +260,9 @@ static bool refill(mcache *mc, unsigned spc) {
     if ((s = cls->partial) != NULL) {
         list_remove(&cls->partial, s);
     } else if ((s = cls->empty) != NULL) {
-        cls->empty = NULL;
+        cls->empty = s->next;
+        cls->nempty--;
+        s->next = NULL;
         mc->empty_bytes -= span_bytes(s);
     } else if ((s = mcentral_cache_span(spc, mc)) == NULL) {
         return false;

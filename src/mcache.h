@@ -18,7 +18,8 @@
 typedef struct mclass {
     mspan *partial;         /* free slots, not current (doubly linked) */
     mspan *full;            /* set aside full (doubly linked) */
-    mspan *empty;           /* no live object: the class's spare */
+    mspan *empty;           /* spares with no live object (linked by next) */
+    uint32_t nempty;
     uint64_t last_refill;   /* the cache's refill count when this class last refilled */
 } mclass;
 
