@@ -45,8 +45,8 @@
  * allocator.  The total is small next to the heap retained anyway
  * (GOMALLOC_RETAIN_MB), and a class the thread stops using gives its spares
  * back (IDLE_REFILLS). */
-#define MAX_EMPTY_PER_CLASS 8
-#define MAX_EMPTY_BYTES ((size_t)2 << 20)
+#define MAX_EMPTY_PER_CLASS 4
+#define MAX_EMPTY_BYTES ((size_t)512 << 10)
 /* A class that has not refilled in this many of the cache's refills gives
  * its partial spans and spare back to mcentral; checked this often. */
 #define IDLE_REFILLS 4096
@@ -82,6 +82,21 @@ static void list_remove(mspan **head, mspan *s) {
 
 static size_t span_bytes(const mspan *s) { return (size_t)s->npages << GM_PAGE_SHIFT; }
 
+/* The owner's free has landed in a span it set aside (the free is done):
+ * take the span back to the partial list, unless another thread's free is
+ * already pushing it to us (then the revisit drain moves it).  Returns true
+ * if the span is now on the partial list. */
+static bool unset_aside(mcache *mc, mspan *s) {
+    mspan_unpark_nlive(s);
+    if (!__atomic_load_n(&s->full, __ATOMIC_RELAXED) || !mspan_reclaim_set_aside(s))
+        return false;
+    mclass *cls = &mc->classes[s->spanclass];
+    list_remove(&cls->full, s);
+    s->where = SPAN_PARTIAL;
+    list_push(&cls->partial, s);
+    return true;
+}
+
 void mcache_span_emptied(mcache *mc, mspan *s) {
     mclass *cls = &mc->classes[s->spanclass];
     switch (s->where) {
@@ -89,9 +104,12 @@ void mcache_span_emptied(mcache *mc, mspan *s) {
         list_remove(&cls->partial, s);
         break;
     case SPAN_FULL:
-        /* Another thread's free took it out of the set-aside state and is
-         * pushing it to us: the revisit drain deals with it. */
-        return;
+        /* nlive was parked: the first free by the owner since it was set
+         * aside, or a later one while a revisit push is pending. */
+        if (!unset_aside(mc, s) || s->nlive != 0)
+            return;
+        list_remove(&cls->partial, s);
+        break;
     default:
         return; /* current (biased, cannot happen) or already handled */
     }
@@ -116,10 +134,10 @@ static void revisit_drain(mcache *mc) {
         mspan *next = s->revisit_next;
         if (s->owner == mc && s->where == SPAN_FULL) {
             mclass *cls = &mc->classes[s->spanclass];
+            mspan_unpark_nlive(s);
             list_remove(&cls->full, s);
             s->where = SPAN_PARTIAL;
             list_push(&cls->partial, s);
-            mspan_set_owner(s, mc); /* back on the fast path */
             if (s->nlive == 0)
                 mcache_span_emptied(mc, s);
         }
@@ -221,10 +239,10 @@ void mcache_after_fork(mcache *mc) {
         for (mspan *s = cls->full, *next; s; s = next) {
             next = s->next;
             if (__atomic_load_n(&s->full, __ATOMIC_RELAXED) == 0) {
+                mspan_unpark_nlive(s);
                 list_remove(&cls->full, s);
                 s->where = SPAN_PARTIAL;
                 list_push(&cls->partial, s);
-                mspan_set_owner(s, mc);
                 if (s->nlive == 0)
                     mcache_span_emptied(mc, s);
             }
@@ -244,10 +262,11 @@ static bool refill(mcache *mc, unsigned spc) {
         for (;;) {
             if (mspan_replenish(s))
                 return true;
+            s->nlive -= SPAN_CURRENT_BIAS;
             if (mspan_set_aside(s))
                 break;
+            s->nlive += SPAN_CURRENT_BIAS; /* a remote free raced in: keep it */
         }
-        s->nlive -= SPAN_CURRENT_BIAS;
         s->where = SPAN_FULL;
         list_push(&cls->full, s);
         mc->alloc[spc] = &gm_empty_span;
@@ -286,16 +305,9 @@ void *mcache_alloc_slow(mcache *mc, unsigned spc) {
 
 /* ---- frees off the fast path ---- */
 
-/* The owner frees into a span it owns but that is off the fast path: set
- * aside full, or a tiny span. */
+/* The owner frees into a span of its own that is off the fast path: a
+ * tiny span (set aside or not). */
 static void free_owned_slow(mcache *mc, mspan *s, const void *p, uint32_t idx, const char *caller) {
-    if (s->where == SPAN_FULL && __atomic_load_n(&s->full, __ATOMIC_RELAXED) &&
-        mspan_reclaim_set_aside(s)) {
-        mclass *cls = &mc->classes[s->spanclass];
-        list_remove(&cls->full, s);
-        s->where = SPAN_PARTIAL;
-        list_push(&cls->partial, s);
-    }
     if (mspan_free_owned(s, p, idx, caller))
         mcache_span_emptied(mc, s);
 }

@@ -44,7 +44,10 @@
  * 1 it tries the same CAS; whichever CAS wins decides: the owner keeps the
  * span, or the freer pushes it onto the owner's revisit stack.  Exactly one
  * side acts, and no span is stranded.  The owner itself clears `full` by the
- * same CAS when its own free lands in a set-aside span.
+ * same CAS when its own free lands in a set-aside span: that free stays on
+ * the fast path (fast_owner is unchanged) and finds nlive parked at 1, so it
+ * sees "empty" and calls the owner's slow path, which puts the real count
+ * back (nlive_aside) and moves the span.
  *
  * Ordering of slot reuse.  A freer's OR is a release (sequentially
  * consistent), the holder's exchange an acquire: everything the freer did
@@ -171,24 +174,23 @@ void mspan_set_owner(mspan *s, struct mcache *owner) {
 }
 
 bool mspan_set_aside(mspan *s) {
-    __atomic_store_n(&s->fast_owner, NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&s->full, 1, __ATOMIC_SEQ_CST);
     for (uint32_t w = 0; w < s->nopen; w++) {
         if (__atomic_load_n(&s->remote[w], __ATOMIC_SEQ_CST)) {
-            if (!mspan_reclaim_set_aside(s))
-                return true; /* the freer that won pushes it for us */
-            return false;
+            if (mspan_reclaim_set_aside(s))
+                return false;
+            break; /* the freer that won pushes it for us */
         }
     }
+    s->nlive_aside = s->nlive;
+    s->nlive = 1;
     return true;
 }
 
 bool mspan_reclaim_set_aside(mspan *s) {
     uint32_t one = 1;
-    if (!__atomic_compare_exchange_n(&s->full, &one, 0, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
-        return false;
-    __atomic_store_n(&s->fast_owner, fast_owner_for(s, s->owner), __ATOMIC_RELAXED);
-    return true;
+    return __atomic_compare_exchange_n(&s->full, &one, 0, false, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_RELAXED);
 }
 
 int32_t mspan_recount(mspan *s) {
@@ -210,6 +212,7 @@ int32_t mspan_recount(mspan *s) {
     }
     s->summary = summary;
     s->nlive = live;
+    s->nlive_aside = 0;
     return live;
 }
 

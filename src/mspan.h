@@ -46,14 +46,14 @@ struct mcache;
 typedef struct mspan {
     /* First line: what every free and the owner's allocation read. */
     uintptr_t base;
-    struct mcache *fast_owner; /* the owner while frees may take the fast path:
-                                * set for a current, partial or empty span of a
-                                * small class; NULL when set aside full, unowned,
-                                * tiny, large or dead */
+    struct mcache *fast_owner; /* the owner, for a small class's span that a
+                                * cache owns (the owner's frees take the fast
+                                * path); NULL when unowned, tiny, large or dead */
     uint64_t summary;      /* owner: bit w set while free word w may be nonzero */
     uint32_t elemsize;
     uint32_t divmagic;
-    int32_t nlive;         /* owner: slots handed out and not yet freed back to it */
+    int32_t nlive;         /* owner: slots handed out and not yet freed back to it
+                            * (1 while set aside: see nlive_aside) */
     uint16_t nelems;
     uint8_t spanclass;     /* 0: large */
     uint8_t state;         /* SPAN_DEAD / SMALL / LARGE (mheap) */
@@ -67,6 +67,7 @@ typedef struct mspan {
     /* Second line: what other threads write when they free. */
     uint32_t full __attribute__((aligned(64))); /* 1: set aside full, owner wants a call */
     uint32_t npages;
+    int32_t nlive_aside;   /* owner: the real nlive while set aside, else 0 */
     struct mspan *next, *prev;  /* holder's list (owner, mcentral, mheap) */
     struct mspan *revisit_next; /* link in the owner's revisit stack */
     uint32_t *tiny_alloc;  /* tiny spans: per block, piece starts | piece ends << 16 */
@@ -178,13 +179,23 @@ GM_INTERNAL bool mspan_replenish(mspan *s);
 GM_INTERNAL void mspan_collect(mspan *s);
 
 /* Sets an exhausted span aside: from now on the first free by another
- * thread pushes it onto the owner's revisit stack.  False when such a free
- * raced in and the owner keeps the span (it has a slot again). */
+ * thread pushes it onto the owner's revisit stack, and the owner's own first
+ * free into it leaves the fast path (nlive is parked in nlive_aside and set
+ * to 1, so that free sees it reach zero).  False when a remote free raced in
+ * and the owner keeps the span (it has a slot again). */
 GM_INTERNAL bool mspan_set_aside(mspan *s);
 
-/* The owner wants its set-aside span back (its own free landed there).
- * True if it got it; false if another thread's free is already pushing it
- * onto the revisit stack, where the owner will find it. */
+/* Puts a set-aside span's real live count back. */
+static inline void mspan_unpark_nlive(mspan *s) {
+    if (s->nlive_aside) {
+        s->nlive += s->nlive_aside - 1;
+        s->nlive_aside = 0;
+    }
+}
+
+/* The owner wants its set-aside span back (its own free landed there, or it
+ * is exiting).  True if it got it; false if another thread's free is already
+ * pushing it onto the revisit stack, where the owner will find it. */
 GM_INTERNAL bool mspan_reclaim_set_aside(mspan *s);
 
 /* Ownership changes (mcache, mcentral under its lock, fork). */

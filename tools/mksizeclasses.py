@@ -46,7 +46,8 @@ LARGE_SIZE_DIV = 128
 # Limits the runtime relies on (Go's generated MaxObjsPerSpan and
 # MaxSizeClassNPages for this table).
 MAX_OBJS_PER_SPAN = 1024
-MAX_NPAGES = 10
+MAX_NPAGES = 40   # Go's table needs 10; the C-ABI table's widened spans 40
+C_MIN_OBJS = 8    # objects per span at least, in the C-ABI table (widen_spans)
 
 GO_NUM_CLASSES = 68
 C_NUM_CLASSES = 67
@@ -87,6 +88,26 @@ class SizeClass:
         return (0xFFFFFFFF // self.size + 1) & 0xFFFFFFFF if self.size else 0
 
 
+def widen_spans(classes):
+    """C-ABI mode: give every class at least C_MIN_OBJS objects per span.
+
+    Go's spans for classes of 8 KiB and more hold one to four objects; its
+    sweeper frees them in bulk.  Under explicit free, a thread that churns
+    such objects would trade a span on nearly every allocation.  The object
+    sizes stay Go's; only the span grows, to the fewest pages that hold
+    C_MIN_OBJS objects with at most 1/8 of the span left over.  Slots are
+    handed out lowest first, so the pages of a wider span are touched only
+    as objects fill them.
+    """
+    for c in classes[1:]:
+        if c.nobjs >= C_MIN_OBJS:
+            continue
+        span = -(-C_MIN_OBJS * c.size // PAGE_SIZE) * PAGE_SIZE
+        while span % c.size > span // 8:
+            span += PAGE_SIZE
+        c.npages = span // PAGE_SIZE
+
+
 def build_classes(go_mode):
     """Return the list of classes; entry 0 is the large-object class."""
     classes = [SizeClass(0, 0)]
@@ -125,6 +146,9 @@ def build_classes(go_mode):
         grown = (span // (span // c.size)) & ~(LARGE_SIZE_DIV - 1)
         if grown > c.size:
             c.size = grown
+
+    if not go_mode:
+        widen_spans(classes)
 
     want = GO_NUM_CLASSES if go_mode else C_NUM_CLASSES
     if len(classes) != want:

@@ -18,7 +18,7 @@
 #include "sizeclasses.h"
 
 #define PAGE_SIZE 8192u
-#define MAX_NPAGES 10u
+#define MAX_NPAGES 40u
 #define MAX_REPORTS 50
 
 static unsigned long passed, failed;

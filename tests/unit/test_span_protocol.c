@@ -66,7 +66,7 @@ static void test_set_aside_and_revisit(void) {
     mspan *s2 = span_of(q);
     CHECK(s2 != s);
     CHECK(s->where == SPAN_FULL && A.classes[spc].full == s);
-    CHECK(s->full == 1 && s->fast_owner == NULL);
+    CHECK(s->full == 1 && s->fast_owner == &A && s->nlive == 1 && s->nlive_aside == 8);
 
     /* 2: thread B frees into it: one push, then plain remote frees */
     as(&B);
@@ -140,13 +140,12 @@ static void test_dekker(void) {
     CHECK(!mspan_free_remote(c, p[8], 0, "free")); /* c->full is 0: no push */
     as(&A);
     CHECK(!mspan_set_aside(c)); /* sees the remote bit, wins its CAS, keeps c */
-    CHECK(c->full == 0 && c->fast_owner == &A);
+    CHECK(c->full == 0 && c->fast_owner == &A && c->nlive_aside == 0);
 
     /* owner's flag store, then the freer's OR and CAS win, then the owner's
      * check: its CAS loses and the span is the freer's to push */
     uint32_t idx = mspan_index(c, p[8]);
     __atomic_store_n(&c->full, 1, __ATOMIC_SEQ_CST); /* owner: step 1 */
-    c->fast_owner = NULL;
     mspan_collect(c); /* the slot freed above is collected... */
     c->words[0] &= ~((uint64_t)1 << idx); /* ...and handed out again */
     c->nlive++;
