@@ -145,8 +145,14 @@ static void revisit_drain(mcache *mc) {
     }
 }
 
+/* A remote free won the CAS of a set-aside span: the holder that set it
+ * aside still holds it (it waits for such pushes before it lets go). */
 static void revisit_push(mspan *s) {
     mcache *owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
+    if (owner == NULL) {
+        mcentral_revisit_push(s);
+        return;
+    }
     mspan *head = __atomic_load_n(&owner->revisit, __ATOMIC_RELAXED);
     do
         s->revisit_next = head;
@@ -318,19 +324,24 @@ void mcache_free_slot(mspan *s, const void *p, uint32_t idx, const char *caller)
         gm_count(&mc->nfree[s->spanclass]);
     else
         proc_count_shared_free(s->spanclass);
-    for (;;) {
-        mcache *owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
-        if (owner == mc && mc->kind == MCACHE_OWN) {
-            free_owned_slow(mc, s, p, idx, caller);
-            return;
-        }
-        if (owner == NULL) {
-            if (mcentral_free(s, p, idx, caller))
-                return;
-            continue; /* a cache took the span meanwhile */
-        }
-        if (mspan_free_remote(s, p, idx, caller))
-            revisit_push(s);
+    mcache *owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+    if (owner == mc && mc->kind == MCACHE_OWN) {
+        free_owned_slow(mc, s, p, idx, caller);
         return;
+    }
+    if (mspan_free_remote(s, p, idx, caller))
+        revisit_push(s);
+    if (owner == NULL) {
+        /* Unowned spans count their objects down as well, so the last free
+         * sends an empty span back to mheap without waiting for mcentral to
+         * look (a second atomic, paid only after the owner has gone). */
+        if (__atomic_fetch_sub(&s->central_live, 1, __ATOMIC_SEQ_CST) == 1)
+            mcentral_freed_last(s);
+    } else if (__atomic_load_n(&s->owner, __ATOMIC_SEQ_CST) == NULL) {
+        /* The owner gave the span up while we freed: our bit may have come
+         * after mcentral counted it.  Have it counted again.  (Had we still
+         * seen the owner here, our OR came before the owner's store of NULL,
+         * so before mcentral's count: both are sequentially consistent.) */
+        mcentral_freed_last(s);
     }
 }

@@ -8,19 +8,23 @@
  * survive the fork.  A thread that runs out of its own spans takes one of
  * these before it asks mheap for fresh pages.
  *
- * Lists (class lock):
- *   partial  unowned spans with at least one free slot (SPAN_CENTRAL);
- *   full     unowned spans with none (SPAN_CENTRAL_FULL).
- * While a span is unowned, mcentral is its holder: frees into it take the
- * class lock and update the bitmaps directly (mcentral_free), so an unowned
- * span that becomes empty goes straight back to mheap.  A free that read the
- * old owner just before the span was given up lands in remote[] instead;
- * mspan_recount, run whenever mcentral takes, moves or hands out a span, and
- * mcentral_reclaim (trim, scavenger) collect those.
+ * mcentral holds these spans the way an owner does (mspan.c): frees into
+ * them by any thread are remote frees, one atomic OR and no lock, and a span
+ * with no free slot is set aside with the same handshake, so that the first
+ * free into it pushes it onto the class's revisit stack.
  *
- * Ownership changes happen under the class lock (mspan_set_owner), so a
- * free that saw no owner and then took the lock sees whether the span is
- * still unowned.
+ * Lists (class lock):
+ *   partial  unowned spans that had a free slot when last counted;
+ *   full     unowned spans set aside;
+ *   revisit  set-aside spans freed into since (lock-free stack, pushed by
+ *            freers with a CAS, taken whole under the lock).
+ * A span is counted again (mspan_recount: the remote frees collected, nlive
+ * rebuilt) whenever mcentral takes, hands out or reclaims it; an unowned span
+ * whose objects are all freed goes back to mheap when mcentral next looks at
+ * it: when a cache asks for a span, or on mcentral_reclaim (malloc_trim, the
+ * scavenger).
+ *
+ * Ownership changes happen under the class lock (mspan_set_owner).
  *
  * Locking: one lock per span class, never held while calling mheap (fork
  * preparation alone holds it together with the heap lock, taken after).
@@ -34,7 +38,8 @@ typedef struct mcentral {
     gm_lock_t lock;
     mspan *partial; /* doubly linked through next/prev */
     mspan *full;
-    char pad[64 - sizeof(gm_lock_t) - 2 * sizeof(mspan *)];
+    mspan *revisit; /* through revisit_next; pushed lock-free */
+    char pad[64 - sizeof(gm_lock_t) - 3 * sizeof(mspan *)];
 } mcentral;
 
 static mcentral centrals[GM_NUM_SPAN_CLASSES] __attribute__((aligned(64)));
@@ -68,30 +73,74 @@ static bool file_span(mcentral *c, mspan *s, int32_t live) {
         s->where = SPAN_ELSEWHERE;
         return false;
     }
-    if (has_free_slot(s)) {
-        s->where = SPAN_CENTRAL;
-        list_push(&c->partial, s);
-    } else {
+    __atomic_store_n(&s->central_live, live, __ATOMIC_SEQ_CST);
+    if (!has_free_slot(s) && mspan_set_aside(s)) {
         s->where = SPAN_CENTRAL_FULL;
         list_push(&c->full, s);
+    } else {
+        s->where = SPAN_CENTRAL;
+        list_push(&c->partial, s);
     }
     return true;
 }
 
+/* Set-aside spans that were freed into move to the partial list; empty ones
+ * are chained on *freed.  Class lock held. */
+static void drain_revisit(mcentral *c, mspan **freed) {
+    if (!__atomic_load_n(&c->revisit, __ATOMIC_RELAXED))
+        return;
+    mspan *s = __atomic_exchange_n(&c->revisit, NULL, __ATOMIC_ACQUIRE);
+    while (s) {
+        mspan *next = s->revisit_next;
+        if (s->owner == NULL && s->where == SPAN_CENTRAL_FULL) {
+            list_remove(&c->full, s);
+            if (!file_span(c, s, mspan_recount(s))) {
+                s->next = *freed;
+                *freed = s;
+            }
+        }
+        s = next;
+    }
+}
+
+static void free_chain(mspan *freed) {
+    while (freed) {
+        mspan *next = freed->next;
+        mheap_free_span(freed);
+        freed = next;
+    }
+}
+
+/* How many unowned spans a cache's request looks at before it takes fresh
+ * pages instead: bounds the work one refill does. */
+#define ADOPT_TRIES 4
+
 mspan *mcentral_cache_span(unsigned spc, struct mcache *owner) {
     mcentral *c = &centrals[spc];
-    if (__atomic_load_n(&c->partial, __ATOMIC_RELAXED)) {
+    if (__atomic_load_n(&c->partial, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&c->revisit, __ATOMIC_RELAXED)) {
+        mspan *freed = NULL, *got = NULL;
         gm_lock(&c->lock);
-        mspan *s = c->partial;
-        if (s) {
+        drain_revisit(c, &freed);
+        for (int tries = 0; tries < ADOPT_TRIES && c->partial; tries++) {
+            mspan *s = c->partial;
             list_remove(&c->partial, s);
-            mspan_recount(s);
-            s->where = SPAN_ELSEWHERE;
-            mspan_set_owner(s, owner);
-            gm_unlock(&c->lock);
-            return s;
+            int32_t live = mspan_recount(s);
+            if (live > 0 && has_free_slot(s)) {
+                s->where = SPAN_ELSEWHERE;
+                mspan_set_owner(s, owner);
+                got = s;
+                break;
+            }
+            if (!file_span(c, s, live)) { /* empty: back to mheap */
+                s->next = freed;
+                freed = s;
+            }
         }
         gm_unlock(&c->lock);
+        free_chain(freed);
+        if (got)
+            return got;
     }
     mheap_scavenge_tick();
     mspan *s = mheap_alloc_small(spc);
@@ -122,46 +171,42 @@ void mcentral_release_empty(mspan *s) {
     mheap_free_span(s);
 }
 
-bool mcentral_free(mspan *s, const void *p, uint32_t idx, const char *caller) {
+void mcentral_freed_last(mspan *s) {
     mcentral *c = &centrals[s->spanclass];
+    mspan *freed = NULL;
     gm_lock(&c->lock);
-    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) != NULL) {
-        gm_unlock(&c->lock);
-        return false;
-    }
-    if (s->where != SPAN_CENTRAL && s->where != SPAN_CENTRAL_FULL) {
-        gm_unlock(&c->lock); /* not a live span of ours: a stale pointer */
-        mspan_bad_free(s, p, idx, caller);
-    }
-    mspan_collect(s);
-    bool empty = mspan_free_owned(s, p, idx, caller);
-    if (s->where == SPAN_CENTRAL_FULL) {
-        list_remove(&c->full, s);
-        s->where = SPAN_CENTRAL;
-        list_push(&c->partial, s);
-    }
-    if (empty) {
-        list_remove(&c->partial, s);
-        s->where = SPAN_ELSEWHERE;
+    drain_revisit(c, &freed); /* s may be there: its first free pushed it */
+    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == NULL &&
+        (s->where == SPAN_CENTRAL || s->where == SPAN_CENTRAL_FULL)) {
+        int32_t live = mspan_recount(s);
+        if (live != 0) {
+            __atomic_store_n(&s->central_live, live, __ATOMIC_SEQ_CST);
+        } else if (s->where == SPAN_CENTRAL_FULL && !mspan_reclaim_set_aside(s)) {
+            /* Its first free is still pushing it: that push calls us again
+             * (mcentral_revisit_push). */
+            __atomic_store_n(&s->central_live, 0, __ATOMIC_SEQ_CST);
+        } else {
+            list_remove(s->where == SPAN_CENTRAL ? &c->partial : &c->full, s);
+            s->where = SPAN_ELSEWHERE;
+            s->next = freed;
+            freed = s;
+        }
     }
     gm_unlock(&c->lock);
-    if (empty)
-        mheap_free_span(s);
-    return true;
+    free_chain(freed);
 }
 
-/* Re-files every span of one list; the empty ones are chained on *freed. */
-static void reclaim_list(mcentral *c, mspan **head, mspan **freed) {
-    mspan *s = *head;
-    while (s) {
-        mspan *next = s->next;
-        list_remove(head, s);
-        if (!file_span(c, s, mspan_recount(s))) {
-            s->next = *freed;
-            *freed = s;
-        }
-        s = next;
-    }
+void mcentral_revisit_push(mspan *s) {
+    mcentral *c = &centrals[s->spanclass];
+    mspan *head = __atomic_load_n(&c->revisit, __ATOMIC_RELAXED);
+    do
+        s->revisit_next = head;
+    while (!__atomic_compare_exchange_n(&c->revisit, &head, s, true, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_RELAXED));
+    /* If the span's last free came while we were pushing, it found the
+     * span not yet on the stack: finish its work. */
+    if (__atomic_load_n(&s->central_live, __ATOMIC_SEQ_CST) <= 0)
+        mcentral_freed_last(s);
 }
 
 size_t mcentral_reclaim(void) {
@@ -169,22 +214,27 @@ size_t mcentral_reclaim(void) {
     for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++) {
         mcentral *c = &centrals[spc];
         if (!__atomic_load_n(&c->partial, __ATOMIC_RELAXED) &&
-            !__atomic_load_n(&c->full, __ATOMIC_RELAXED))
+            !__atomic_load_n(&c->revisit, __ATOMIC_RELAXED))
             continue;
         mspan *freed = NULL;
         gm_lock(&c->lock);
-        /* Re-filing pushes onto the lists being walked: detach them first. */
-        mspan *partial = c->partial, *full = c->full;
-        c->partial = c->full = NULL;
-        reclaim_list(c, &partial, &freed);
-        reclaim_list(c, &full, &freed);
-        gm_unlock(&c->lock);
-        while (freed) {
-            mspan *next = freed->next;
-            bytes += (size_t)freed->npages << GM_PAGE_SHIFT;
-            mheap_free_span(freed);
-            freed = next;
+        drain_revisit(c, &freed);
+        /* Re-filing pushes onto the list being walked: detach it first. */
+        mspan *s = c->partial;
+        c->partial = NULL;
+        while (s) {
+            mspan *next = s->next;
+            s->next = s->prev = NULL;
+            if (!file_span(c, s, mspan_recount(s))) {
+                s->next = freed;
+                freed = s;
+            }
+            s = next;
         }
+        gm_unlock(&c->lock);
+        for (mspan *f = freed; f; f = f->next)
+            bytes += (size_t)f->npages << GM_PAGE_SHIFT;
+        free_chain(freed);
     }
     return bytes;
 }
@@ -223,7 +273,7 @@ void mcentral_rehome_after_fork(bool (*keep)(const mspan *s)) {
     /* The lists may hold spans that dead threads were moving: rebuild them
      * from every span in the heap. */
     for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++)
-        centrals[i].partial = centrals[i].full = NULL;
+        centrals[i].partial = centrals[i].full = centrals[i].revisit = NULL;
     struct rehome_arg arg = {keep};
     mheap_for_each_small_span(rehome, &arg);
 }

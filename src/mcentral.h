@@ -20,10 +20,13 @@ GM_INTERNAL void mcentral_abandon(mspan *s);
 /* A cache owner's empty span goes back to mheap. */
 GM_INTERNAL void mcentral_release_empty(mspan *s);
 
-/* Frees slot idx (at p) of a span no cache owns, under the class lock.
- * False if a cache had taken the span meanwhile: the caller frees it as
- * another thread's span instead. */
-GM_INTERNAL bool mcentral_free(mspan *s, const void *p, uint32_t idx, const char *caller);
+/* A free into an unowned span counted its live objects down to zero:
+ * mcentral looks at it and returns it to mheap if it is indeed empty. */
+GM_INTERNAL void mcentral_freed_last(mspan *s);
+
+/* A remote free won the CAS of an unowned set-aside span: it goes onto the
+ * class's revisit stack (lock-free). */
+GM_INTERNAL void mcentral_revisit_push(mspan *s);
 
 /* Collects the frees other threads made into unowned spans and returns the
  * empty ones to mheap (malloc_trim, the scavenger).  Returns bytes returned. */

@@ -168,7 +168,9 @@ static struct mcache *fast_owner_for(const mspan *s, struct mcache *owner) {
 }
 
 void mspan_set_owner(mspan *s, struct mcache *owner) {
-    __atomic_store_n(&s->owner, owner, __ATOMIC_RELAXED);
+    /* Sequentially consistent: a remote freer that still sees the old owner
+     * after its OR knows the new holder's count will include its free. */
+    __atomic_store_n(&s->owner, owner, __ATOMIC_SEQ_CST);
     __atomic_store_n(&s->fast_owner, fast_owner_for(s, owner), __ATOMIC_RELAXED);
     __atomic_store_n(&s->full, 0, __ATOMIC_RELAXED);
 }
