@@ -41,8 +41,9 @@ build build/obj:
 sizeclasses:
 	python3 tools/mksizeclasses.py --out src/sizeclasses.h
 
+# JOBS=N: tests run N at a time (default: one per core).
 test: all
-	tests/run.sh
+	tests/run.sh $(if $(JOBS),-j $(JOBS))
 
 bench: all
 	bench/run.sh $(if $(QUICK),--quick)
