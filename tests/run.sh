@@ -262,6 +262,13 @@ T_stats() {
         run 120 GM_ROOT="$ROOT" GM_LIB="$LIB" GMTEST_BIN="$OUT" bash tests/stats/test_stats.sh
 }
 
+# options
+T_options() {
+    need_lib && build "$CC" $TEST_CFLAGS tests/options/conf_prog.c -o "$OUT/conf_prog" \
+        -L"$LIBDIR" -lgomalloc $RPATH &&
+        run 120 GM_ROOT="$ROOT" GM_LIB="$LIB" GMTEST_BIN="$OUT" bash tests/options/test_options.sh
+}
+
 # start-up and life cycle
 T_early() {
     need_lib &&
@@ -331,7 +338,7 @@ T_prog_sort() { need_lib && run 240 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/pro
 TESTS=(
     stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan api_gm_ubsan
     stress_gm prog_gcc api_preload api_static api_gm prog_git prog_python prog_perl
-    thread_exit release early cxx stats pressure background tiny_preload tiny_gm
+    thread_exit release early cxx options stats pressure background tiny_preload tiny_gm
     unit_sizeclasses_go unit_span_protocol unit_pagealloc calloc_refused window death unit_sizeclasses
 )
 
