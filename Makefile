@@ -16,7 +16,7 @@ GM_LDFLAGS := -shared -Wl,-Bsymbolic-functions -Wl,-z,nodelete -Wl,-soname,libgo
 
 # One file per tier, bottom up.
 SRCS := os.c arena.c mpagealloc.c mheap.c mspan.c mcentral.c mcache.c tiny.c proc.c \
-        malloc.c mstats.c options.c override.c
+        malloc.c mstats.c options.c override.c new_delete.c
 OBJS := $(SRCS:%.c=build/obj/%.o)
 HDRS := $(wildcard src/*.h) include/gomalloc.h
 
@@ -24,6 +24,10 @@ all: build/libgomalloc.so build/libgomalloc.a build/gomalloc
 
 build/obj/%.o: src/%.c $(HDRS) | build/obj
 	$(CC) $(GM_CFLAGS) $(CFLAGS) -c $< -o $@
+
+# C++ exceptions (std::bad_alloc, a throwing new-handler) unwind through
+# operator new, so that file carries unwind tables for them.
+build/obj/new_delete.o: GM_CFLAGS += -fexceptions
 
 build/libgomalloc.so: $(OBJS)
 	$(CC) $(GM_LDFLAGS) $(CFLAGS) $(OBJS) -o $@ -lpthread

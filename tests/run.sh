@@ -327,6 +327,25 @@ T_cxx() {
         run 120 "${PRELOAD[@]}" "$OUT/test_cxx"
 }
 
+# gomalloc's own operator new/delete: linked -lgomalloc under --as-needed
+# (the library must stay: the program's news bind to it), and preloaded.
+T_cxx_link() {
+    need_lib && need_tool "$CXX" &&
+        build "$CXX" -std=c++17 -O2 -g -Wall -Wextra -Iinclude tests/cxx/test_new_delete.cpp \
+            -o "$OUT/test_new_delete_link" -Wl,--as-needed -L"$LIBDIR" -lgomalloc $RPATH &&
+        if ! readelf -d "$OUT/test_new_delete_link" | grep NEEDED | grep -q libgomalloc; then
+            fail "-lgomalloc was dropped under --as-needed: $(readelf -d "$OUT/test_new_delete_link" | grep NEEDED | tr -s ' ')"
+        else
+            run 120 "$OUT/test_new_delete_link"
+        fi
+}
+T_cxx_new_preload() {
+    need_lib && need_tool "$CXX" &&
+        build "$CXX" -std=c++17 -O2 -g -Wall -Wextra -Iinclude tests/cxx/test_new_delete.cpp \
+            -o "$OUT/test_new_delete" &&
+        run 120 LD_PRELOAD="$LIB" "$OUT/test_new_delete"
+}
+
 # real programs
 T_prog_python() { need_lib && run 240 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/progs/test_python.sh; }
 T_prog_perl() { need_lib && run 240 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/progs/test_perl.sh; }
@@ -338,7 +357,7 @@ T_prog_sort() { need_lib && run 240 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/pro
 TESTS=(
     stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan api_gm_ubsan
     stress_gm prog_gcc api_preload api_static api_gm prog_git prog_python prog_perl
-    thread_exit release early cxx options stats pressure background tiny_preload tiny_gm
+    thread_exit release early cxx cxx_link cxx_new_preload options stats pressure background tiny_preload tiny_gm
     unit_sizeclasses_go unit_span_protocol unit_pagealloc calloc_refused window death unit_sizeclasses
 )
 
