@@ -346,6 +346,11 @@ T_cxx_new_preload() {
         run 120 LD_PRELOAD="$LIB" "$OUT/test_new_delete"
 }
 
+# the launcher, installing, the Debian package
+T_launcher() { need_lib && run 120 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/launcher/test_launcher.sh; }
+T_install() { need_lib && run 240 GM_ROOT="$ROOT" bash tests/install/test_install.sh; }
+T_deb() { need_lib && need_tool dpkg-deb && run 240 GM_ROOT="$ROOT" bash tests/install/test_deb.sh; }
+
 # real programs
 T_prog_python() { need_lib && run 240 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/progs/test_python.sh; }
 T_prog_perl() { need_lib && run 240 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/progs/test_perl.sh; }
@@ -357,7 +362,7 @@ T_prog_sort() { need_lib && run 240 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/pro
 TESTS=(
     stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan api_gm_ubsan
     stress_gm prog_gcc api_preload api_static api_gm prog_git prog_python prog_perl
-    thread_exit release early cxx cxx_link cxx_new_preload options stats pressure background tiny_preload tiny_gm
+    thread_exit release early cxx cxx_link cxx_new_preload options launcher install deb stats pressure background tiny_preload tiny_gm
     unit_sizeclasses_go unit_span_protocol unit_pagealloc calloc_refused window death unit_sizeclasses
 )
 
