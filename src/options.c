@@ -49,6 +49,9 @@ gm_options gm_opt = {
     .grow_bytes = GM_CHUNK_SIZE,
 };
 
+#define GM_STRINGIFY_(x) #x
+#define GM_STRINGIFY(x) GM_STRINGIFY_(x)
+
 #define ENV_PREFIX "GOMALLOC_"
 #define ENV_PREFIX_LEN (sizeof ENV_PREFIX - 1)
 #define CONF_NAME "CONF" /* GOMALLOC_CONF is not an option but a carrier */
@@ -60,6 +63,9 @@ gm_options gm_opt = {
 /* Largest accepted values: sizes up to 1 PiB, delays up to a day. */
 #define MAX_SIZE ((uint64_t)1 << 50)
 #define MAX_DELAY_MS (24ull * 3600 * MS_PER_S)
+/* Text options (paths): the longest value, and room for all of them. */
+#define STRING_MAX 255
+#define STRING_POOL 2048
 
 /* ---- the table ---- */
 
@@ -68,7 +74,16 @@ typedef enum {
     OPT_SIZE,     /* bytes, with K/M/G/T suffixes -> a size_t field */
     OPT_SIZE_MIB, /* the same, a bare number meaning MiB (the *_MB names) */
     OPT_MS,       /* milliseconds, or with an ms/s suffix -> a uint64_t of ns */
+    OPT_UINT,     /* a plain number -> an unsigned integer field of any width */
+    OPT_CHOICE,   /* one of the row's named choices -> an int field */
+    OPT_STRING,   /* any text (a path) -> a const char * field */
 } opt_kind;
+
+/* A named value of an OPT_CHOICE option; a list ends with a NULL name. */
+typedef struct {
+    const char *name;
+    int value;
+} opt_choice;
 
 typedef struct {
     const char *name; /* the config name; the variable is GOMALLOC_<NAME> */
@@ -76,10 +91,16 @@ typedef struct {
     size_t offset;    /* of the field in gm_options */
     size_t width;     /* of that field, in bytes */
     const char *help; /* one line, for the verbose listing's readers */
+    const opt_choice *choices; /* OPT_CHOICE only */
 } opt_def;
 
 #define OPT(kind, name, field, help)                                                     \
-    { #name, kind, offsetof(gm_options, field), sizeof(((gm_options *)0)->field), help }
+    { #name, kind, offsetof(gm_options, field), sizeof(((gm_options *)0)->field), help, NULL }
+/* e.g. OPT_CHOICES(thp, thp, thp_choices, "...") with
+ * static const opt_choice thp_choices[] = {{"never", 1}, ..., {NULL, 0}}; */
+#define OPT_CHOICES(name, field, choices, help)                                          \
+    { #name, OPT_CHOICE, offsetof(gm_options, field), sizeof(((gm_options *)0)->field),   \
+      help, choices }
 
 static const opt_def opts[] = {
     OPT(OPT_BOOL, stats, stats_at_exit, "print the heap report on stderr at exit"),
@@ -102,7 +123,15 @@ static const char *const accepted[] = {
     [OPT_SIZE] = "a number of bytes, optionally with a K, M, G or T suffix",
     [OPT_SIZE_MIB] = "a number of MiB, or a size with a K, M, G or T suffix",
     [OPT_MS] = "a number of milliseconds, optionally with an ms or s suffix",
+    [OPT_UINT] = "a number",
+    [OPT_CHOICE] = "one of", /* followed by the names */
+    [OPT_STRING] = "text of at most " GM_STRINGIFY(STRING_MAX) " bytes",
 };
+
+/* Text values from config strings are copied here (they are not
+ * NUL-terminated in place); values from variables are used where they are. */
+static char string_pool[STRING_POOL];
+static size_t string_pool_used;
 
 /* ---- small string helpers on (pointer, length) ---- */
 
@@ -187,6 +216,25 @@ static void format_value(const opt_def *d, char *buf, size_t size) {
     case OPT_MS:
         gm_snprintf(buf, size, "%llu", (unsigned long long)(v / NS_PER_MS));
         break;
+    case OPT_UINT:
+        gm_snprintf(buf, size, "%llu", (unsigned long long)v);
+        break;
+    case OPT_CHOICE: {
+        int iv;
+        memcpy(&iv, (const char *)&gm_opt + d->offset, sizeof iv);
+        const char *name = "?";
+        for (const opt_choice *c = d->choices; c->name; c++)
+            if (c->value == iv)
+                name = c->name;
+        gm_snprintf(buf, size, "%s", name);
+        break;
+    }
+    case OPT_STRING: {
+        const char *str;
+        memcpy(&str, (const char *)&gm_opt + d->offset, sizeof str);
+        gm_snprintf(buf, size, "%s", str ? str : "(none)");
+        break;
+    }
     }
 }
 
@@ -213,11 +261,15 @@ static const char *display_name(char *dst, size_t size, const char *name, bool a
 /* where: "GOMALLOC_TINY=" or "GOMALLOC_CONF: " or "gomalloc_conf: ";
  * entry: what was given there ("maybe", or "tiny:maybe" in a string). */
 static void warn_value(const char *where, const char *entry, size_t n, const opt_def *d) {
-    char cur[32], given[256], buf[WARN_BUF];
+    char cur[64], given[256], what[256], buf[WARN_BUF];
     format_value(d, cur, sizeof cur);
+    size_t used = (size_t)gm_snprintf(what, sizeof what, "%s", accepted[d->kind]);
+    for (const opt_choice *c = d->choices; c && c->name && used < sizeof what; c++)
+        used += (size_t)gm_snprintf(what + used, sizeof what - used, "%s%s", c == d->choices ? " " : ", ",
+                                    c->name);
     int len = gm_snprintf(buf, sizeof buf, "gomalloc: %s%s: invalid value for %s; accepted: %s; "
                           "keeping %s\n", where, span(given, sizeof given, entry, n), d->name,
-                          accepted[d->kind], cur);
+                          what, cur);
     warn_write(buf, len);
 }
 
@@ -327,20 +379,66 @@ static bool parse_ms(const char *s, size_t n, uint64_t *out_ns) {
     return true;
 }
 
+static bool parse_uint(const char *s, size_t n, size_t width, uint64_t *out) {
+    const char *rest;
+    size_t rest_n;
+    if (!parse_number(s, n, out, &rest, &rest_n) || rest_n)
+        return false;
+    return width >= sizeof(uint64_t) || *out < ((uint64_t)1 << (8 * width));
+}
+
+static bool parse_choice(const opt_def *d, const char *s, size_t n, uint64_t *out) {
+    for (const opt_choice *c = d->choices; c->name; c++) {
+        if (eq_nocase(s, n, c->name)) {
+            *out = (uint64_t)(unsigned)c->value;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A NUL-terminated copy, or the text itself when it already ends there. */
+static bool parse_string(const char *s, size_t n, const char **out) {
+    if (n > STRING_MAX)
+        return false;
+    if (s[n] == 0) {
+        *out = s;
+        return true;
+    }
+    if (string_pool_used + n + 1 > sizeof string_pool)
+        return false;
+    char *copy = string_pool + string_pool_used;
+    memcpy(copy, s, n);
+    copy[n] = 0;
+    string_pool_used += n + 1;
+    *out = copy;
+    return true;
+}
+
 /* Parses and stores one value; false (nothing stored) if malformed. */
 static bool set_option(const opt_def *d, const char *s, size_t n) {
     uint64_t v;
     trim(&s, &n);
+    char *field = (char *)&gm_opt + d->offset;
+    if (d->kind == OPT_STRING) {
+        const char *str;
+        if (!parse_string(s, n, &str))
+            return false;
+        memcpy(field, &str, sizeof str);
+        return true;
+    }
     bool ok = false;
     switch (d->kind) {
     case OPT_BOOL: ok = parse_bool(s, n, &v); break;
     case OPT_SIZE: ok = parse_size(s, n, 1, &v); break;
     case OPT_SIZE_MIB: ok = parse_size(s, n, MIB, &v); break;
     case OPT_MS: ok = parse_ms(s, n, &v); break;
+    case OPT_UINT: ok = parse_uint(s, n, d->width, &v); break;
+    case OPT_CHOICE: ok = parse_choice(d, s, n, &v); break;
+    case OPT_STRING: break;
     }
     if (!ok)
         return false;
-    char *field = (char *)&gm_opt + d->offset;
     if (d->kind == OPT_BOOL) {
         bool b = v != 0;
         memcpy(field, &b, sizeof b);
@@ -488,7 +586,7 @@ static void print_verbose(void) {
             alias |= opts[j].offset == opts[i].offset;
         if (alias)
             continue;
-        char val[32];
+        char val[STRING_MAX + 1];
         format_value(&opts[i], val, sizeof val);
         len = gm_snprintf(buf, sizeof buf, "gomalloc:   %-18s %-8s %-14s %s\n", opts[i].name, val,
                           opt_source[i] ? opt_source[i] : "default", opts[i].help);
