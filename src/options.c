@@ -14,7 +14,9 @@
  * Invariants: this code runs inside the first malloc, possibly before main
  * and before libc has set up environ, so it never allocates and never uses
  * stdio (warnings go through gm_snprintf and write(2)).  It parses strings
- * in place, as (pointer, length) pairs, with no copies.
+ * in place, as (pointer, length) pairs; only text values taken from a
+ * config string are copied, into a fixed static pool.  Fields are written
+ * as little-endian integers of the field's width (x86-64).
  *
  * Locking: options_init runs once per process (an atomic flag); gm_opt is
  * written only inside that call.  Tiers read gm_opt after initialisation,
