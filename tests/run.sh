@@ -10,7 +10,8 @@
 #     PASS name 1.23s        or        FAIL name 1.23s (why)
 # (the tail of a failing test's log goes to stderr; every test's full log is
 # in build/tests/logs/), and ends with the line "N passed, M failed".  The
-# exit status is non-zero when anything failed.  With PATTERNs only the
+# exit status is non-zero when anything failed.  A test whose tool (g++,
+# dpkg-deb) is missing passes as "(skipped: ...)".  With PATTERNs only the
 # tests whose names contain one of them run.
 #
 # GMTEST_LIBDIR (default build/) says where libgomalloc.so, libgomalloc.a
@@ -54,7 +55,7 @@ while [ $# -gt 0 ]; do
     -j*) JOBS=${1#-j} ;;
     --jobs=*) JOBS=${1#--jobs=} ;;
     -h | --help)
-        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
