@@ -35,6 +35,7 @@ GM_CFLAGS := -std=c11 -Wall -Wextra -fPIC -fvisibility=hidden -Iinclude -Isrc \
              -fno-builtin-realloc -ftls-model=initial-exec
 GM_LDFLAGS := -shared -Wl,-Bsymbolic-functions -Wl,-z,nodelete -Wl,-soname,$(SONAME)
 
+# One file per tier, bottom up; then the public names.  Add a file here.
 SRCS := os.c arena.c mpagealloc.c mheap.c mspan.c mcentral.c mcache.c tiny.c proc.c malloc.c
 SRCS += mstats.c options.c override.c new_delete.c
 OBJS := $(SRCS:%.c=build/obj/%.o)

@@ -361,10 +361,11 @@ T_prog_sort() { need_lib && run 240 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/pro
 
 # Longest first (sanitizer builds compile every source file).
 TESTS=(
-    stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan api_gm_ubsan
-    stress_gm prog_gcc api_preload api_static api_gm prog_git prog_python prog_perl
-    thread_exit release early cxx cxx_link cxx_new_preload options launcher install deb stats pressure background tiny_preload tiny_gm
-    unit_sizeclasses_go unit_span_protocol unit_pagealloc calloc_refused window death unit_sizeclasses
+    stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan
+    api_gm_ubsan stress_gm prog_gcc api_preload api_static api_gm prog_git prog_python
+    prog_perl thread_exit release early cxx cxx_link cxx_new_preload options launcher install
+    deb stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
+    unit_pagealloc calloc_refused window death unit_sizeclasses
 )
 
 # --------------------------------------------------------------- the runner
