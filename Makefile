@@ -1,67 +1,150 @@
 # gomalloc: `make` builds the library, `make test` runs the tests,
-# `make bench` compares with the other allocators.
+# `make bench` compares with the other allocators, `make install` and
+# `make deb` package it.
 
 CC      ?= cc
 AR      ?= ar
-PREFIX  ?= /usr/local
 CFLAGS  ?= -O2 -g
-VERSION := 0.1.0
+
+# The version lives in one place, include/gomalloc.h (GOMALLOC_VERSION);
+# the soname carries its first number.
+VERSION := $(shell sed -n 's/^\#define GOMALLOC_VERSION "\([^"]*\)"$$/\1/p' include/gomalloc.h)
+SOVERSION := $(firstword $(subst ., ,$(VERSION)))
+SONAME := libgomalloc.so.$(SOVERSION)
+REALNAME := libgomalloc.so.$(VERSION)
+
+# Where `make install` puts things.  LIBDIR follows Debian's multiarch
+# layout (/usr/lib/x86_64-linux-gnu) when PREFIX is /usr; any of these can
+# be set on the command line, and DESTDIR stages the whole tree elsewhere.
+PREFIX     ?= /usr/local
+MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
+ifeq ($(PREFIX)$(if $(MULTIARCH),,none),/usr)
+LIBDIR     ?= $(PREFIX)/lib/$(MULTIARCH)
+else
+LIBDIR     ?= $(PREFIX)/lib
+endif
+BINDIR     ?= $(PREFIX)/bin
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
 # The library: C11, warnings clean, internal symbols hidden, no builtin
 # assumptions about the functions we implement.
 GM_CFLAGS := -std=c11 -Wall -Wextra -fPIC -fvisibility=hidden -Iinclude -Isrc \
              -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc \
              -fno-builtin-realloc -ftls-model=initial-exec
-GM_LDFLAGS := -shared -Wl,-Bsymbolic-functions -Wl,-z,nodelete -Wl,-soname,libgomalloc.so
+GM_LDFLAGS := -shared -Wl,-Bsymbolic-functions -Wl,-z,nodelete -Wl,-soname,$(SONAME)
 
-# One file per tier, bottom up.
-SRCS := os.c arena.c mpagealloc.c mheap.c mspan.c mcentral.c mcache.c tiny.c proc.c \
-        malloc.c mstats.c options.c override.c
+# One file per tier, bottom up; then the public names.  Add a file here.
+SRCS := os.c arena.c mpagealloc.c mheap.c mspan.c mcentral.c mcache.c tiny.c proc.c malloc.c
+SRCS += mstats.c options.c override.c new_delete.c
 OBJS := $(SRCS:%.c=build/obj/%.o)
 HDRS := $(wildcard src/*.h) include/gomalloc.h
 
-all: build/libgomalloc.so build/libgomalloc.a build/gomalloc
+MANPAGES := gomalloc.1 gomalloc.3
+
+all: build/libgomalloc.so build/libgomalloc.a build/gomalloc $(MANPAGES:%=build/man/%)
 
 build/obj/%.o: src/%.c $(HDRS) | build/obj
 	$(CC) $(GM_CFLAGS) $(CFLAGS) -c $< -o $@
 
-build/libgomalloc.so: $(OBJS)
-	$(CC) $(GM_LDFLAGS) $(CFLAGS) $(OBJS) -o $@ -lpthread
+# C++ exceptions (std::bad_alloc, a throwing new-handler) unwind through
+# operator new, so that file carries unwind tables for them.
+build/obj/new_delete.o: GM_CFLAGS += -fexceptions
+
+# The real file and the usual two links: the soname (what programs load)
+# and the development name (what -lgomalloc finds).
+build/$(REALNAME): $(OBJS)
+	$(CC) $(GM_LDFLAGS) $(CFLAGS) $(LDFLAGS) $(OBJS) -o $@ -lpthread
+
+build/libgomalloc.so: build/$(REALNAME)
+	ln -sf $(REALNAME) build/$(SONAME)
+	ln -sf $(SONAME) $@
 
 build/libgomalloc.a: $(OBJS)
 	rm -f $@ && $(AR) rcs $@ $(OBJS)
 
-build/gomalloc: tools/gomalloc.in | build
-	sed 's|@LIBDIR@|$(CURDIR)/build|' $< > $@ && chmod +x $@
+# The launcher finds the library relative to itself first (LIBREL, from
+# BINDIR to LIBDIR), then at LIBDIR; in build/ both are build/ itself.
+launcher = sed -e 's|@LIBDIR@|$(1)|' -e 's|@LIBREL@|$(2)|' -e 's|@SONAME@|$(SONAME)|' \
+               -e 's|@VERSION@|$(VERSION)|' tools/gomalloc.in
+build/gomalloc: tools/gomalloc.in include/gomalloc.h | build
+	$(call launcher,$(CURDIR)/build,.) > $@ && chmod +x $@
 
-build build/obj:
+build/man/%: man/% include/gomalloc.h | build/man
+	sed 's|@VERSION@|$(VERSION)|g' $< > $@
+
+build build/obj build/man:
 	mkdir -p $@
 
 # The size class table is generated and checked in, as Go does.
 sizeclasses:
 	python3 tools/mksizeclasses.py --out src/sizeclasses.h
 
+# JOBS=N: tests run N at a time (default: one per core).
 test: all
-	tests/run.sh
+	tests/run.sh $(if $(JOBS),-j $(JOBS))
 
+# Results go to bench/out/ (not tracked); `make bench-readme` refreshes the
+# figures the README shows (bench/results/).
 bench: all
 	bench/run.sh $(if $(QUICK),--quick)
 
 bench-instr: all
 	bench/run.sh --instr
 
+bench-readme: all
+	bench/run.sh --readme
+
+# ---- installing ----------------------------------------------------------
+
+# BINDIR to LIBDIR as a relative path, for a launcher that moves with the tree.
+LIBREL = $(shell realpath -m --relative-to='$(BINDIR)' '$(LIBDIR)')
+
+# Every file `make install` writes; `make uninstall` removes exactly these.
+INSTALLED = $(LIBDIR)/$(REALNAME) $(LIBDIR)/$(SONAME) $(LIBDIR)/libgomalloc.so \
+            $(LIBDIR)/libgomalloc.a $(INCLUDEDIR)/gomalloc.h $(BINDIR)/gomalloc \
+            $(PKGCONFIGDIR)/gomalloc.pc $(MANDIR)/man1/gomalloc.1 $(MANDIR)/man3/gomalloc.3
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-	           $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 755 build/libgomalloc.so $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 build/libgomalloc.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 include/gomalloc.h $(DESTDIR)$(PREFIX)/include/
-	sed 's|@LIBDIR@|$(PREFIX)/lib|' tools/gomalloc.in > $(DESTDIR)$(PREFIX)/bin/gomalloc
-	chmod 755 $(DESTDIR)$(PREFIX)/bin/gomalloc
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' tools/gomalloc.pc.in \
-	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gomalloc.pc
+	install -d '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(BINDIR)' \
+	           '$(DESTDIR)$(PKGCONFIGDIR)' '$(DESTDIR)$(MANDIR)/man1' '$(DESTDIR)$(MANDIR)/man3'
+	install -m 755 build/$(REALNAME) '$(DESTDIR)$(LIBDIR)/$(REALNAME)'
+	ln -sf $(REALNAME) '$(DESTDIR)$(LIBDIR)/$(SONAME)'
+	ln -sf $(SONAME) '$(DESTDIR)$(LIBDIR)/libgomalloc.so'
+	install -m 644 build/libgomalloc.a '$(DESTDIR)$(LIBDIR)/libgomalloc.a'
+	install -m 644 include/gomalloc.h '$(DESTDIR)$(INCLUDEDIR)/gomalloc.h'
+	$(call launcher,$(LIBDIR),$(LIBREL)) > '$(DESTDIR)$(BINDIR)/gomalloc'
+	chmod 755 '$(DESTDIR)$(BINDIR)/gomalloc'
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' tools/gomalloc.pc.in > '$(DESTDIR)$(PKGCONFIGDIR)/gomalloc.pc'
+	install -m 644 build/man/gomalloc.1 '$(DESTDIR)$(MANDIR)/man1/gomalloc.1'
+	install -m 644 build/man/gomalloc.3 '$(DESTDIR)$(MANDIR)/man3/gomalloc.3'
+
+uninstall:
+	rm -f $(foreach f,$(INSTALLED),'$(DESTDIR)$(f)')
+
+# ---- a Debian package ------------------------------------------------------
+
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB_ROOT := build/deb/root
+DEB = build/gomalloc_$(VERSION)_$(DEB_ARCH).deb
+
+deb: all
+	@command -v dpkg-deb >/dev/null || { echo "make deb: dpkg-deb is not installed" >&2; exit 1; }
+	rm -rf build/deb
+	$(MAKE) --no-print-directory install DESTDIR='$(CURDIR)/$(DEB_ROOT)' PREFIX=/usr
+	gzip -9n '$(DEB_ROOT)/usr/share/man/man1/gomalloc.1' '$(DEB_ROOT)/usr/share/man/man3/gomalloc.3'
+	install -d '$(DEB_ROOT)/usr/share/doc/gomalloc' '$(DEB_ROOT)/DEBIAN'
+	install -m 644 LICENSE '$(DEB_ROOT)/usr/share/doc/gomalloc/copyright'
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
+	    -e "s|@SIZE@|$$(du -sk '$(DEB_ROOT)/usr' | cut -f1)|" tools/deb-control.in \
+	    > '$(DEB_ROOT)/DEBIAN/control'
+	echo 'activate-noawait ldconfig' > '$(DEB_ROOT)/DEBIAN/triggers'
+	dpkg-deb --root-owner-group -Zgzip --build '$(DEB_ROOT)' '$(DEB)'
+	@echo "built $(DEB)"
 
 clean:
 	rm -rf build
 
-.PHONY: all test bench bench-instr install clean sizeclasses
+.PHONY: all test bench bench-instr bench-readme install uninstall deb clean sizeclasses

@@ -5,7 +5,12 @@
 #   bench/run.sh            full suite, 5 interleaved runs per cell
 #   bench/run.sh --quick    smaller parameters, 3 runs per cell (< 1 minute)
 #   bench/run.sh --instr    callgrind instructions per malloc+free pair
+#   bench/run.sh --readme   the full suite and --instr, into bench/results/
 #
+# Results go to bench/out/ (not tracked); only --readme rewrites the
+# figures the README shows (bench/results/).  Missing peer allocators are
+# installed with apt-get after the runner says which packages it installs;
+# NO_INSTALL=1 uses what is there and skips what is missing.
 # Environment: RUNS=N overrides the run count, ONLY=REGEX keeps the
 # benchmarks whose name matches, ALLOCS="gomalloc glibc ..." picks
 # allocators, TIMEOUT=SECONDS overrides the per-run time limit.
@@ -15,19 +20,25 @@ set -u -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 ROOT=$PWD
 BIN=$ROOT/build/bench
-RESULTS=$ROOT/bench/results
+RESULTS=$ROOT/bench/out
 LOGS=$BIN/logs
 
-usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 MODE=full
 case "${1:-}" in
     "" | --full) ;;
     --quick) MODE=quick ;;
     --instr) MODE=instr ;;
+    --readme)
+        # The README's figures: the full suite, then the instruction counts.
+        BENCH_RESULTS_DIR=$ROOT/bench/results "${BASH_SOURCE[0]}" --full || exit
+        exec env BENCH_RESULTS_DIR="$ROOT/bench/results" "${BASH_SOURCE[0]}" --instr
+        ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
 esac
+RESULTS=${BENCH_RESULTS_DIR:-$RESULTS}
 
 say() { printf '%s\n' "$*" >&2; }
 
@@ -46,7 +57,16 @@ ensure_packages() {
     local missing=() p
     for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
     [ ${#missing[@]} -eq 0 ] && return 0
-    say "== installing ${missing[*]}"
+    if [ -n "${NO_INSTALL:-}" ] && [ "$NO_INSTALL" != 0 ]; then
+        say "== NO_INSTALL: not installing ${missing[*]}; what needs them is skipped"
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "warning: apt-get not found: not installing ${missing[*]}; what needs them is skipped"
+        return 0
+    fi
+    say "== about to install these Debian packages with apt-get: ${missing[*]}"
+    say "   (NO_INSTALL=1 skips this and runs without them)"
     if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >"$LOGS/apt.log" 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get update >>"$LOGS/apt.log" 2>&1
         DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >>"$LOGS/apt.log" 2>&1 ||
@@ -151,7 +171,7 @@ if [ "$MODE" = instr ]; then
         printf '\n' >&2
     done
     python3 bench/report.py instr --csv "$CSV" "${ALLOC_ARGS[@]}"
-    say "== wrote bench/results/instr.csv"
+    say "== wrote ${CSV#"$ROOT"/}"
     exit 0
 fi
 
@@ -250,4 +270,5 @@ say "== suite took $((T1 - T0)) s"
 cp "$CSV" "$RESULTS/latest.csv"
 python3 bench/report.py runs --csv "$CSV" --outdir "$RESULTS" --mode "$MODE" --runs "$RUNS" \
     --seconds $((T1 - T0)) "${ALLOC_ARGS[@]}"
-say "== results: ${CSV#"$ROOT"/}, bench/results/latest.{csv,md}, bench/results/latest-{time,rss}.png"
+R=${RESULTS#"$ROOT"/}
+say "== results: ${CSV#"$ROOT"/}, $R/latest.{csv,md}, $R/latest-{time,rss}.png"

@@ -20,9 +20,21 @@
 extern "C" {
 #endif
 
+/* The release; the one place it is written (the Makefile reads it here). */
 #define GOMALLOC_VERSION "0.1.0"
 
 #define GM_API __attribute__((visibility("default")))
+
+/* The library's version, GOMALLOC_VERSION as it was built: compare the two
+ * to see which gomalloc a program really runs on. */
+GM_API const char *gm_version(void);
+
+/* Built-in options: a program may define this string, in the GOMALLOC_CONF
+ * syntax, e.g.  const char *gomalloc_conf = "stats:1,memlimit:2G";
+ * GOMALLOC_CONF and the GOMALLOC_<NAME> variables override it.  The
+ * program must be linked with -lgomalloc (or -rdynamic) for a preloaded
+ * library to see it. */
+extern const char *gomalloc_conf;
 
 GM_API void *gm_malloc(size_t size);
 GM_API void gm_free(void *ptr);

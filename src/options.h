@@ -1,6 +1,9 @@
 /*
- * Options: read once from the environment (GOMALLOC_*) at initialisation.
- * Offered to every tier as the read-only struct gm_opt.
+ * Options: read once at initialisation from, in rising precedence, the
+ * program's built-in gomalloc_conf string, the GOMALLOC_CONF variable and
+ * the GOMALLOC_<NAME> variables.  Offered to every tier as the read-only
+ * struct gm_opt.  To add an option: a field here, a default in gm_opt and
+ * one OPT(...) line in the table in options.c.
  */
 #ifndef GM_OPTIONS_H
 #define GM_OPTIONS_H
@@ -13,15 +16,17 @@ typedef struct gm_options {
     int stats_fd;               /* where that report goes (a duplicate of stderr) */
     uint64_t scavenge_delay_ns; /* GOMALLOC_SCAVENGE_DELAY_MS: free this long -> OS (500) */
     uint64_t scavenge_tick_ns;  /* how often the delay is checked (100 ms) */
-    size_t retain_bytes;        /* GOMALLOC_RETAIN_MB: free memory always kept resident (64) */
+    size_t retain_bytes;        /* GOMALLOC_RETAIN(_MB): free memory always kept resident (64M) */
     size_t grow_bytes;          /* the heap grows by at least this much (4 MiB) */
-    size_t memlimit_bytes;      /* GOMALLOC_MEMLIMIT_MB: soft limit on resident heap (0: none) */
+    size_t memlimit_bytes;      /* GOMALLOC_MEMLIMIT(_MB): soft limit on resident heap (0: none) */
     bool background;            /* GOMALLOC_BACKGROUND=1: a scavenger thread (default off) */
+    bool verbose;               /* GOMALLOC_VERBOSE=1: version, path and options at start-up */
 } gm_options;
 
 extern gm_options gm_opt GM_INTERNAL;
 
-/* Reads the environment; safe before libc has finished starting. */
+/* Reads the options; safe before libc has finished starting (a call made
+ * before environ exists does nothing, and the next one reads them). */
 GM_INTERNAL void options_init(void);
 
 #endif

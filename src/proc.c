@@ -232,7 +232,9 @@ static void fork_child(void) {
  * else's run last on fork's prepare side, so no other handler can allocate
  * while ours hold the allocator's locks. */
 __attribute__((constructor(101))) static void init_at_load(void) {
+    gm_lock(&init_lock);
     options_init(); /* environ is set by now, even if malloc ran before it */
+    gm_unlock(&init_lock);
     mcache_global_init();
     mheap_start_background();
 }

@@ -2,21 +2,22 @@
  * test_fork: fork() and the allocator.
  *
  *  single   A single-threaded program holding live objects of every kind
- *           (tiny, small classes, large, calloc'ed, realloc'ed) forks, 20
- *           times.  Each child checks the inherited objects, frees them,
- *           allocates and frees a few thousand objects of its own, starts a
- *           thread that does the same, forks a grandchild that allocates
- *           too, and exits through exit() (so exit-time destructors run).
- *           The parent's objects are intact after each fork and it keeps
- *           allocating.
+ *           (tiny, small classes, large, calloc'ed, realloc'ed) forks,
+ *           SINGLE_FORKS times.  Each child checks the inherited objects,
+ *           frees them, allocates and frees a few thousand objects of its
+ *           own, starts a thread that does the same, forks a grandchild
+ *           that allocates too, and exits through exit() (so exit-time
+ *           destructors run).  The parent's objects are intact after each
+ *           fork and it keeps allocating.
  *  thread   The main thread allocates and frees without pause (a set of
  *           live objects, each published only once written), a second
- *           worker does the same, while another thread forks 40 times.
- *           Each child (whose only thread is the forking one) checks and
- *           frees the live objects main had published, allocates and frees
- *           objects of its own, starts a thread, and exits.
- * A child that deadlocks is killed by alarm(10) and reported; one that
- * crashes or fails a check fails the test through its exit status.
+ *           worker does the same, while another thread forks THREAD_FORKS
+ *           times.  Each child (whose only thread is the forking one)
+ *           checks and frees the live objects main had published,
+ *           allocates and frees objects of its own, starts a thread, and
+ *           exits.
+ * A child that deadlocks is killed by alarm(CHILD_SECONDS) and reported; one
+ * that crashes or fails a check fails the test through its exit status.
  *
  * Run with LD_PRELOAD=build/libgomalloc.so and GMTEST_IMPL=gomalloc.
  * Usage: test_fork [single|thread]
@@ -35,6 +36,13 @@
 
 #include "../check.h"
 #include "../common.h"
+
+/* Enough forks to meet each interleaving many times, few enough for the
+ * test to take seconds, not a minute, on a loaded machine. */
+#define SINGLE_FORKS 12
+#define THREAD_FORKS 24
+/* A child takes well under a second; this long means it is stuck. */
+#define CHILD_SECONDS 30
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
@@ -150,13 +158,13 @@ static int wait_child(pid_t pid, const char *what) {
                : -1;
 }
 
-/* fork(), reporting a failure (then -1); the child has 10 s (alarm) to finish. */
+/* fork(), reporting a failure (then -1); the child has CHILD_SECONDS to finish. */
 static pid_t fork_child(void) {
     pid_t pid = fork();
     if (!CHECK_MSG(pid >= 0, "fork: %s", strerror(errno)))
         return -1;
     if (pid == 0)
-        alarm(10);
+        alarm(CHILD_SECONDS);
     return pid;
 }
 
@@ -211,7 +219,7 @@ static void free_held(void) {
 
 static void test_single(void) {
     double t0 = gmt_now();
-    for (unsigned round = 0; round < 20; round++) {
+    for (unsigned round = 0; round < SINGLE_FORKS; round++) {
         uint64_t seed = 1000 + round * 7919;
         hold_all(seed);
         /* a partly used tiny block and a half-full span of the parent's */
@@ -229,7 +237,7 @@ static void test_single(void) {
             unsigned long child_failed = check_failures();
             pid_t g = fork();
             if (g == 0) {
-                alarm(10);
+                alarm(CHILD_SECONDS);
                 churn(seed * 11, 2000);
                 exit(check_failures() != child_failed ? 1 : 0);
             }
@@ -246,7 +254,7 @@ static void test_single(void) {
         if (check_failures())
             break;
     }
-    check_say("test_fork: single: 20 forks, %.2f s\n", gmt_now() - t0);
+    check_say("test_fork: single: %d forks, %.2f s\n", SINGLE_FORKS, gmt_now() - t0);
 }
 
 /* ---- fork from a thread while main allocates ---- */
@@ -266,7 +274,7 @@ static void *worker(void *arg) {
 
 static void *forker(void *arg) {
     (void)arg;
-    for (unsigned i = 0; i < 40; i++) {
+    for (unsigned i = 0; i < THREAD_FORKS; i++) {
         unsigned long failed_before = check_failures();
         pid_t pid = fork_child();
         if (pid < 0)
@@ -330,8 +338,8 @@ static void test_thread(void) {
         free(slot_ptr[k]);
         slot_ptr[k] = NULL;
     }
-    check_say("test_fork: thread: 40 forks from a thread, %lu allocations by main meanwhile, "
-              "%.2f s\n", ops, gmt_now() - t0);
+    check_say("test_fork: thread: %d forks from a thread, %lu allocations by main meanwhile, "
+              "%.2f s\n", THREAD_FORKS, ops, gmt_now() - t0);
 }
 
 int main(int argc, char **argv) {
