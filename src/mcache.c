@@ -259,45 +259,55 @@ void mcache_after_fork(mcache *mc) {
 
 /* ---- refills ---- */
 
+/* The current span of spc has run out: collect what other threads freed
+ * into it, or set it aside.  True if it has a free slot again. */
+static bool current_exhausted(mcache *mc, unsigned spc) {
+    mspan *s = mc->alloc[spc];
+    for (;;) {
+        if (mspan_replenish(s))
+            return true;
+        s->nlive -= SPAN_CURRENT_BIAS;
+        if (mspan_set_aside(s))
+            break;
+        s->nlive += SPAN_CURRENT_BIAS; /* a remote free raced in: keep it */
+    }
+    s->where = SPAN_FULL;
+    list_push(&mc->classes[spc].full, s);
+    mc->alloc[spc] = &gm_empty_span;
+    return false;
+}
+
 /* Gives the cache a current span for spc with a free slot; false if out of
  * memory. */
 static bool refill(mcache *mc, unsigned spc) {
     mclass *cls = &mc->classes[spc];
-    mspan *s = mc->alloc[spc];
-    if (s != &gm_empty_span) {
-        for (;;) {
-            if (mspan_replenish(s))
-                return true;
-            s->nlive -= SPAN_CURRENT_BIAS;
-            if (mspan_set_aside(s))
-                break;
-            s->nlive += SPAN_CURRENT_BIAS; /* a remote free raced in: keep it */
-        }
-        s->where = SPAN_FULL;
-        list_push(&cls->full, s);
-        mc->alloc[spc] = &gm_empty_span;
-    }
+    if (mc->alloc[spc] != &gm_empty_span && current_exhausted(mc, spc))
+        return true;
     gm_count(&mc->refills);
     cls->last_refill = mc->refills;
     if (mc->refills % IDLE_CHECK == 0)
         give_back_idle(mc);
     revisit_drain(mc);
-    if ((s = cls->partial) != NULL) {
-        list_remove(&cls->partial, s);
-    } else if ((s = cls->empty) != NULL) {
-        cls->empty = s->next;
-        cls->nempty--;
-        s->next = NULL;
-        mc->empty_bytes -= span_bytes(s);
-    } else if ((s = mcentral_cache_span(spc, mc)) == NULL) {
-        return false;
+    for (;;) {
+        mspan *s;
+        if ((s = cls->partial) != NULL) {
+            list_remove(&cls->partial, s);
+        } else if ((s = cls->empty) != NULL) {
+            cls->empty = s->next;
+            cls->nempty--;
+            s->next = NULL;
+            mc->empty_bytes -= span_bytes(s);
+        } else if ((s = mcentral_cache_span(spc, mc)) == NULL) {
+            return false;
+        }
+        s->where = SPAN_CURRENT;
+        s->nlive += SPAN_CURRENT_BIAS;
+        mc->alloc[spc] = s;
+        /* Every span picked here has a free slot; should one not, it is set
+         * aside like any exhausted span rather than trusted. */
+        if (s->summary || current_exhausted(mc, spc))
+            return true;
     }
-    s->where = SPAN_CURRENT;
-    s->nlive += SPAN_CURRENT_BIAS;
-    mc->alloc[spc] = s;
-    if (!s->summary && !mspan_replenish(s))
-        gm_fatal("internal error: a refill found a full span", (void *)s->base);
-    return true;
 }
 
 void *mcache_alloc_slow(mcache *mc, unsigned spc) {
