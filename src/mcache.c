@@ -339,6 +339,8 @@ void mcache_free_slot(mspan *s, const void *p, uint32_t idx, const char *caller)
         free_owned_slow(mc, s, p, idx, caller);
         return;
     }
+    if (mc->kind == MCACHE_OWN)
+        gm_count(&mc->remote_frees);
     if (mspan_free_remote(s, p, idx, caller))
         revisit_push(s);
     if (owner == NULL) {

@@ -40,6 +40,7 @@ typedef struct mcache {
     uint64_t nfree[GM_NUM_SPAN_CLASSES];
     uint64_t tiny_allocs, tiny_frees;
     uint64_t refills;
+    uint64_t remote_frees;  /* frees into spans another holder owns */
 
     mclass classes[GM_NUM_SPAN_CLASSES];
     size_t empty_bytes;     /* bytes in the empty spares */

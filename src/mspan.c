@@ -44,10 +44,11 @@
  * 1 it tries the same CAS; whichever CAS wins decides: the owner keeps the
  * span, or the freer pushes it onto the owner's revisit stack.  Exactly one
  * side acts, and no span is stranded.  The owner itself clears `full` by the
- * same CAS when its own free lands in a set-aside span: that free stays on
- * the fast path (fast_owner is unchanged) and finds nlive parked at 1, so it
- * sees "empty" and calls the owner's slow path, which puts the real count
- * back (nlive_aside) and moves the span.
+ * same CAS once enough of its own frees have landed in a set-aside span:
+ * those frees stay on the fast path (fast_owner is unchanged); nlive was
+ * parked to count down the frees awaited (a quarter of the slots), so the
+ * last of them sees "empty" and calls the owner's slow path, which puts the
+ * real count back (nlive_aside) and moves the span.
  *
  * Ordering of slot reuse.  A freer's OR is a release (sequentially
  * consistent), the holder's exchange an acquire: everything the freer did
@@ -184,8 +185,14 @@ bool mspan_set_aside(mspan *s) {
             break; /* the freer that won pushes it for us */
         }
     }
-    s->nlive_aside = s->nlive;
-    s->nlive = 1;
+    /* The owner takes the span back once a quarter of its slots are free
+     * again (at least one): a refill from it then yields a run of
+     * allocations, not one slot per trip through the slow path. */
+    int32_t wait = s->nelems / 4 ? s->nelems / 4 : 1;
+    if (wait > s->nlive)
+        wait = s->nlive;
+    s->nlive_aside = s->nlive - wait + 1;
+    s->nlive = wait;
     return true;
 }
 

@@ -53,7 +53,8 @@ typedef struct mspan {
     uint32_t elemsize;
     uint32_t divmagic;
     int32_t nlive;         /* owner: slots handed out and not yet freed back to it
-                            * (1 while set aside: see nlive_aside) */
+                            * (while set aside: the owner frees still awaited
+                            * before it takes the span back; see nlive_aside) */
     uint16_t nelems;
     uint8_t spanclass;     /* 0: large */
     uint8_t state;         /* SPAN_DEAD / SMALL / LARGE (mheap) */
@@ -67,7 +68,7 @@ typedef struct mspan {
     /* Second line: what other threads write when they free. */
     uint32_t full __attribute__((aligned(64))); /* 1: set aside full, owner wants a call */
     uint32_t npages;
-    int32_t nlive_aside;   /* owner: the real nlive while set aside, else 0 */
+    int32_t nlive_aside;   /* owner: while set aside, 1 + the real nlive minus nlive; else 0 */
     int32_t central_live;  /* unowned: live objects, counted down by remote frees */
     struct mspan *next, *prev;  /* holder's list (owner, mcentral, mheap) */
     struct mspan *revisit_next; /* link in the owner's revisit stack */
@@ -180,10 +181,10 @@ GM_INTERNAL bool mspan_replenish(mspan *s);
 GM_INTERNAL void mspan_collect(mspan *s);
 
 /* Sets an exhausted span aside: from now on the first free by another
- * thread pushes it onto the owner's revisit stack, and the owner's own first
- * free into it leaves the fast path (nlive is parked in nlive_aside and set
- * to 1, so that free sees it reach zero).  False when a remote free raced in
- * and the owner keeps the span (it has a slot again). */
+ * thread pushes it onto the owner's revisit stack, and the owner's own frees
+ * leave the fast path once a quarter of its slots are free (nlive counts
+ * down the frees awaited, the rest is parked in nlive_aside).  False when a
+ * remote free raced in and the owner keeps the span (it has a slot again). */
 GM_INTERNAL bool mspan_set_aside(mspan *s);
 
 /* Puts a set-aside span's real live count back. */

@@ -120,11 +120,13 @@ void gm_print_stats(int fd) {
     emit(&o, "  Frees        %14llu\n", (unsigned long long)h->frees);
     emit(&o, "  Scavenged    %14s  returned to the OS, ever\n", human(b, sizeof b, h->scavenged_bytes));
     uint64_t small = h->mallocs - s.heap.large_allocs;
-    emit(&o, "tiers: mcache %llu (tiny %llu), mcentral refills %llu, mheap spans %llu "
+    emit(&o, "tiers: mcache %llu (tiny %llu), refills %llu, mheap spans %llu "
              "(large %llu), OS maps %llu\n",
          (unsigned long long)small, (unsigned long long)s.caches.tiny_allocs,
          (unsigned long long)h->mcache_refills, (unsigned long long)h->mheap_allocs,
          (unsigned long long)s.heap.large_allocs, (unsigned long long)h->os_maps);
+    emit(&o, "frees: %llu, into another thread's or no thread's span %llu\n",
+         (unsigned long long)h->frees, (unsigned long long)s.caches.remote_frees);
     emit(&o, "%5s %7s %12s %8s %14s %14s\n", "class", "size", "objects", "spans", "mallocs", "frees");
     for (unsigned c = 1; c < GM_NUM_SPAN_CLASSES; c++) {
         uint64_t m = s.caches.nmalloc[c], f = s.caches.nfree[c];

@@ -61,6 +61,7 @@ static mcache_stats retired;    /* counters of exited threads */
 /* Frees by threads without a cache of their own (atomic). */
 static uint64_t shared_nfree[GM_NUM_SPAN_CLASSES];
 static uint64_t shared_tiny_frees;
+static uint64_t shared_remote_frees;
 
 static gm_lock_t init_lock = GM_LOCK_INIT;
 static int initialized;
@@ -111,6 +112,7 @@ static void retire_counters(const mcache *mc) {
     retired.tiny_allocs += mc->tiny_allocs;
     retired.tiny_frees += mc->tiny_frees;
     retired.refills += mc->refills;
+    retired.remote_frees += mc->remote_frees;
 }
 
 /* Takes mc out of the registry; registry lock held. */
@@ -150,6 +152,7 @@ void *proc_alloc_without_cache(mcache *mc, unsigned spc, size_t tiny_size) {
 
 void proc_count_shared_free(unsigned spc) {
     __atomic_fetch_add(&shared_nfree[spc], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&shared_remote_frees, 1, __ATOMIC_RELAXED);
 }
 
 void proc_count_shared_tiny_free(void) {
@@ -166,6 +169,7 @@ static void add_counters(mcache_stats *out, const mcache *mc) {
     out->tiny_allocs += __atomic_load_n(&mc->tiny_allocs, __ATOMIC_RELAXED);
     out->tiny_frees += __atomic_load_n(&mc->tiny_frees, __ATOMIC_RELAXED);
     out->refills += __atomic_load_n(&mc->refills, __ATOMIC_RELAXED);
+    out->remote_frees += __atomic_load_n(&mc->remote_frees, __ATOMIC_RELAXED);
     out->spare_bytes += __atomic_load_n(&mc->empty_bytes, __ATOMIC_RELAXED);
 }
 
@@ -181,6 +185,7 @@ void mcache_read_stats(mcache_stats *out) {
     for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++)
         out->nfree[i] += __atomic_load_n(&shared_nfree[i], __ATOMIC_RELAXED);
     out->tiny_frees += __atomic_load_n(&shared_tiny_frees, __ATOMIC_RELAXED);
+    out->remote_frees += __atomic_load_n(&shared_remote_frees, __ATOMIC_RELAXED);
 }
 
 /* ---- initialisation and fork ---- */

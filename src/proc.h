@@ -27,6 +27,7 @@ typedef struct mcache_stats {
     uint64_t nmalloc[GM_NUM_SPAN_CLASSES];
     uint64_t nfree[GM_NUM_SPAN_CLASSES];
     uint64_t tiny_allocs, tiny_frees, refills;
+    uint64_t remote_frees; /* small frees into spans the freeing thread did not own */
     size_t spare_bytes; /* empty spans caches keep: idle, though not in mheap */
 } mcache_stats;
 GM_INTERNAL void mcache_read_stats(mcache_stats *out);

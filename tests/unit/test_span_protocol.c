@@ -67,7 +67,7 @@ static void test_set_aside_and_revisit(void) {
     mspan *s2 = span_of(q);
     CHECK(s2 != s);
     CHECK(s->where == SPAN_FULL && A.classes[spc].full == s);
-    CHECK(s->full == 1 && s->fast_owner == &A && s->nlive == 1 && s->nlive_aside == 8);
+    CHECK(s->full == 1 && s->fast_owner == &A && s->nlive == 2 && s->nlive_aside == 7);
 
     /* 2: thread B frees into it: one push, then plain remote frees */
     as(&B);
@@ -94,13 +94,17 @@ static void test_set_aside_and_revisit(void) {
     p[5] = again2;
 
     /* 4: s is full again; the next allocation sets it aside, and A's own
-     * free into it takes it back without the revisit stack */
+     * frees into it take it back, without the revisit stack, once a quarter
+     * of its slots (2) are free */
     void *t = gm_malloc(SIZE);
     CHECK(span_of(t) != s && s->where == SPAN_FULL);
     gm_free(p[1]);
+    CHECK(s->where == SPAN_FULL && s->full == 1 && s->nlive == 1);
+    gm_free(p[2]);
     CHECK(s->where == SPAN_PARTIAL && s->full == 0 && s->fast_owner == &A);
+    CHECK(s->nlive == 6 && s->nlive_aside == 0);
     CHECK(A.revisit == NULL);
-    p[1] = NULL;
+    p[1] = p[2] = NULL;
 
     /* 6: A exits with spans current (t's), partial (s) and full (s2) */
     uint64_t before = spans_in_use();
