@@ -11,6 +11,7 @@
 # figures the README shows (bench/results/).  Missing peer allocators are
 # installed with apt-get after the runner says which packages it installs;
 # NO_INSTALL=1 uses what is there and skips what is missing.
+# BASELINE=path/to/libgomalloc.so adds that build as the allocator "baseline".
 # Environment: RUNS=N overrides the run count, ONLY=REGEX keeps the
 # benchmarks whose name matches, ALLOCS="gomalloc glibc ..." picks
 # allocators, TIMEOUT=SECONDS overrides the per-run time limit.
@@ -96,6 +97,11 @@ LIB[glibc]=;                              PKG[glibc]=libc6
 LIB[jemalloc]=$(pkg_lib libjemalloc2 libjemalloc.so.2);                 PKG[jemalloc]=libjemalloc2
 LIB[tcmalloc]=$(pkg_lib libtcmalloc-minimal4 libtcmalloc_minimal.so.4); PKG[tcmalloc]=libtcmalloc-minimal4
 LIB[mimalloc]=$(pkg_lib libmimalloc2.0 libmimalloc.so.2);               PKG[mimalloc]=libmimalloc2.0
+# BASELINE=path/to/libgomalloc.so adds an earlier gomalloc build, for before/after tables.
+if [ -n "${BASELINE:-}" ]; then
+    ALL_ALLOCS=(gomalloc baseline glibc jemalloc tcmalloc mimalloc)
+    LIB[baseline]=$BASELINE; PKG[baseline]=
+fi
 
 WANT=${ALLOCS:-${ALL_ALLOCS[*]}}
 # Keep an allocator only if its library exists and really provides malloc.

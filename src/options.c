@@ -107,7 +107,7 @@ typedef struct {
 
 static const opt_def opts[] = {
     OPT(OPT_BOOL, stats, stats_at_exit, "print the heap report on stderr at exit"),
-    OPT(OPT_BOOL, tiny, tiny, "pack requests under 16 bytes into shared blocks"),
+    OPT(OPT_BOOL, tiny, tiny, "pack requests of 1-4 bytes into shared 16-byte blocks"),
     OPT(OPT_MS, scavenge_delay_ms, scavenge_delay_ns, "free pages idle this long go to the OS"),
     OPT(OPT_SIZE, retain, retain_bytes, "free memory kept resident regardless"),
     OPT(OPT_SIZE_MIB, retain_mb, retain_bytes, "retain, a bare number in MiB"),

@@ -11,7 +11,7 @@
 #include "common.h"
 
 typedef struct gm_options {
-    bool tiny;                  /* GOMALLOC_TINY: pack < 16 B requests (default 1) */
+    bool tiny;                  /* GOMALLOC_TINY: pack 1-4 B requests (default 1) */
     bool stats_at_exit;         /* GOMALLOC_STATS: heap report on stderr at exit */
     int stats_fd;               /* where that report goes (a duplicate of stderr) */
     uint64_t scavenge_delay_ns; /* GOMALLOC_SCAVENGE_DELAY_MS: free this long -> OS (500) */
