@@ -369,6 +369,8 @@ def cmd_instr(args):
                 sizes.append(size)
             per[(row["allocator"], size)] = row["ir_per_pair"]
     def sz(n):
+        if n == 0:
+            return "8-512 B random, 1000 live"  # pairs size=0
         return "%d KiB" % (n >> 10) if n >= 1024 and n % 1024 == 0 else "%d B" % n
     rows = [["size"] + allocs]
     for s in sizes:
