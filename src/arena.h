@@ -26,9 +26,10 @@ extern heaparena *gm_arenas[GM_MAX_ARENAS] GM_INTERNAL;
 /* The span holding address p, or NULL: two dependent loads, no lock. */
 static inline struct mspan *spanof(const void *p) {
     uintptr_t off = (uintptr_t)p - __atomic_load_n(&gm_heap_base, __ATOMIC_RELAXED);
-    if (unlikely(off >= GM_HEAP_RANGE))
+    uintptr_t ai = off >> GM_ARENA_SHIFT; /* the window check and the index in one shift */
+    if (unlikely(ai >= GM_MAX_ARENAS))
         return NULL;
-    heaparena *a = __atomic_load_n(&gm_arenas[off >> GM_ARENA_SHIFT], __ATOMIC_ACQUIRE);
+    heaparena *a = __atomic_load_n(&gm_arenas[ai], __ATOMIC_ACQUIRE);
     if (unlikely(a == NULL))
         return NULL;
     return __atomic_load_n(&a->spans[(off >> GM_PAGE_SHIFT) & (GM_ARENA_PAGES - 1)],
