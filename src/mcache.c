@@ -285,8 +285,10 @@ static bool refill(mcache *mc, unsigned spc) {
         return true;
     gm_count(&mc->refills);
     cls->last_refill = mc->refills;
-    if (mc->refills % IDLE_CHECK == 0)
+    if (mc->refills % IDLE_CHECK == 0) {
         give_back_idle(mc);
+        mcentral_reclaim(); /* unowned spans emptied by remote frees go back */
+    }
     revisit_drain(mc);
     for (;;) {
         mspan *s;
@@ -334,26 +336,15 @@ void mcache_free_slot(mspan *s, const void *p, uint32_t idx, const char *caller)
         gm_count(&mc->nfree[s->spanclass]);
     else
         proc_count_shared_free(s->spanclass);
-    mcache *owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
-    if (owner == mc && mc->kind == MCACHE_OWN) {
+    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == mc && mc->kind == MCACHE_OWN) {
         free_owned_slow(mc, s, p, idx, caller);
         return;
     }
     if (mc->kind == MCACHE_OWN)
         gm_count(&mc->remote_frees);
+    /* After its OR a remote free reads the span at most (the set-aside
+     * flag) and never writes it unless it wins that flag's CAS: once its bit
+     * is visible, the holder may find the span empty and free it. */
     if (mspan_free_remote(s, p, idx, caller))
         revisit_push(s);
-    if (owner == NULL) {
-        /* Unowned spans count their objects down as well, so the last free
-         * sends an empty span back to mheap without waiting for mcentral to
-         * look (a second atomic, paid only after the owner has gone). */
-        if (__atomic_fetch_sub(&s->central_live, 1, __ATOMIC_SEQ_CST) == 1)
-            mcentral_freed_last(s);
-    } else if (__atomic_load_n(&s->owner, __ATOMIC_SEQ_CST) == NULL) {
-        /* The owner gave the span up while we freed: our bit may have come
-         * after mcentral counted it.  Have it counted again.  (Had we still
-         * seen the owner here, our OR came before the owner's store of NULL,
-         * so before mcentral's count: both are sequentially consistent.) */
-        mcentral_freed_last(s);
-    }
 }

@@ -21,8 +21,10 @@
  * A span is counted again (mspan_recount: the remote frees collected, nlive
  * rebuilt) whenever mcentral takes, hands out or reclaims it; an unowned span
  * whose objects are all freed goes back to mheap when mcentral next looks at
- * it: when a cache asks for a span, or on mcentral_reclaim (malloc_trim, the
- * scavenger).
+ * it: when a cache asks for a span of its class, or on mcentral_reclaim
+ * (malloc_trim, the statistics, the background scavenger).  The freers
+ * themselves never do: a remote free must not touch a span once its bit is
+ * visible, since from then on the holder may free the span.
  *
  * Ownership changes happen under the class lock (mspan_set_owner).
  *
@@ -73,7 +75,6 @@ static bool file_span(mcentral *c, mspan *s, int32_t live) {
         s->where = SPAN_ELSEWHERE;
         return false;
     }
-    __atomic_store_n(&s->central_live, live, __ATOMIC_SEQ_CST);
     if (!has_free_slot(s) && mspan_set_aside(s)) {
         s->where = SPAN_CENTRAL_FULL;
         list_push(&c->full, s);
@@ -171,42 +172,13 @@ void mcentral_release_empty(mspan *s) {
     mheap_free_span(s);
 }
 
-void mcentral_freed_last(mspan *s) {
-    mcentral *c = &centrals[s->spanclass];
-    mspan *freed = NULL;
-    gm_lock(&c->lock);
-    drain_revisit(c, &freed); /* s may be there: its first free pushed it */
-    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == NULL &&
-        (s->where == SPAN_CENTRAL || s->where == SPAN_CENTRAL_FULL)) {
-        int32_t live = mspan_recount(s);
-        if (live != 0) {
-            __atomic_store_n(&s->central_live, live, __ATOMIC_SEQ_CST);
-        } else if (s->where == SPAN_CENTRAL_FULL && !mspan_reclaim_set_aside(s)) {
-            /* Its first free is still pushing it: that push calls us again
-             * (mcentral_revisit_push). */
-            __atomic_store_n(&s->central_live, 0, __ATOMIC_SEQ_CST);
-        } else {
-            list_remove(s->where == SPAN_CENTRAL ? &c->partial : &c->full, s);
-            s->where = SPAN_ELSEWHERE;
-            s->next = freed;
-            freed = s;
-        }
-    }
-    gm_unlock(&c->lock);
-    free_chain(freed);
-}
-
 void mcentral_revisit_push(mspan *s) {
     mcentral *c = &centrals[s->spanclass];
     mspan *head = __atomic_load_n(&c->revisit, __ATOMIC_RELAXED);
     do
         s->revisit_next = head;
-    while (!__atomic_compare_exchange_n(&c->revisit, &head, s, true, __ATOMIC_SEQ_CST,
+    while (!__atomic_compare_exchange_n(&c->revisit, &head, s, true, __ATOMIC_RELEASE,
                                         __ATOMIC_RELAXED));
-    /* If the span's last free came while we were pushing, it found the
-     * span not yet on the stack: finish its work. */
-    if (__atomic_load_n(&s->central_live, __ATOMIC_SEQ_CST) <= 0)
-        mcentral_freed_last(s);
 }
 
 size_t mcentral_reclaim(void) {

@@ -20,10 +20,6 @@ GM_INTERNAL void mcentral_abandon(mspan *s);
 /* A cache owner's empty span goes back to mheap. */
 GM_INTERNAL void mcentral_release_empty(mspan *s);
 
-/* A free into an unowned span counted its live objects down to zero:
- * mcentral looks at it and returns it to mheap if it is indeed empty. */
-GM_INTERNAL void mcentral_freed_last(mspan *s);
-
 /* A remote free won the CAS of an unowned set-aside span: it goes onto the
  * class's revisit stack (lock-free). */
 GM_INTERNAL void mcentral_revisit_push(mspan *s);

@@ -69,7 +69,6 @@ typedef struct mspan {
     uint32_t full __attribute__((aligned(64))); /* 1: set aside full, owner wants a call */
     uint32_t npages;
     int32_t nlive_aside;   /* owner: while set aside, 1 + the real nlive minus nlive; else 0 */
-    int32_t central_live;  /* unowned: live objects, counted down by remote frees */
     struct mspan *next, *prev;  /* holder's list (owner, mcentral, mheap) */
     struct mspan *revisit_next; /* link in the owner's revisit stack */
     uint32_t *tiny_alloc;  /* tiny spans: per block, piece starts | piece ends << 16 */

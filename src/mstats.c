@@ -24,8 +24,8 @@ typedef struct snapshot {
 
 static void take_snapshot(snapshot *s) {
     memset(s, 0, sizeof *s);
+    mcache_read_stats(&s->caches); /* first: it returns empty unowned spans to mheap */
     mheap_read_stats(&s->heap);
-    mcache_read_stats(&s->caches);
     gm_heap_stats *h = &s->h;
     h->heap_sys = s->heap.sys;
     size_t spare = s->caches.spare_bytes < s->heap.inuse ? s->caches.spare_bytes : s->heap.inuse;

@@ -174,6 +174,7 @@ static void add_counters(mcache_stats *out, const mcache *mc) {
 }
 
 void mcache_read_stats(mcache_stats *out) {
+    mcentral_reclaim(); /* empty unowned spans are not "in use" */
     gm_lock(&registry_lock);
     *out = retired;
     for (mcache *mc = registry; mc; mc = mc->next_all)
