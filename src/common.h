@@ -41,6 +41,21 @@
 #define GM_HEAP_RANGE ((size_t)1 << GM_HEAP_RANGE_SHIFT)
 #define GM_MAX_ARENAS (GM_HEAP_RANGE >> GM_ARENA_SHIFT)
 
+/* Bits set in x.  The library is built for baseline x86-64, which has no
+ * popcnt instruction, and the compiler's builtin would then call libgcc:
+ * this is the same count in a dozen inline ALU operations (the classic
+ * SWAR sum of bit pairs, nibbles and bytes). */
+static inline unsigned gm_popcount64(uint64_t x) {
+#if defined(__POPCNT__)
+    return (unsigned)__builtin_popcountll(x);
+#else
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+#endif
+}
+
 static inline uintptr_t gm_align_up(uintptr_t x, uintptr_t a) { return (x + a - 1) & ~(a - 1); }
 static inline uintptr_t gm_align_down(uintptr_t x, uintptr_t a) { return x & ~(a - 1); }
 

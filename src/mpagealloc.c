@@ -290,7 +290,7 @@ static size_t alloc_range(size_t p, size_t n) {
             uint64_t m = word_mask(w, lo, hi);
             k->alloc[w] |= m;
             if (k->scav[w] & m) {
-                s += (size_t)__builtin_popcountll(k->scav[w] & m);
+                s += (size_t)gm_popcount64(k->scav[w] & m);
                 k->scav[w] &= ~m;
             }
         }

@@ -144,7 +144,7 @@ void mspan_collect(mspan *s) {
         }
         __atomic_store_n(&s->words[2 * w], f | r, __ATOMIC_RELAXED);
         s->summary |= (uint64_t)1 << w;
-        s->nlive -= __builtin_popcountll(r);
+        s->nlive -= (int32_t)gm_popcount64(r);
     }
 }
 
@@ -217,7 +217,7 @@ int32_t mspan_recount(mspan *s) {
         __atomic_store_n(&s->words[2 * w], f, __ATOMIC_RELAXED);
         if (f && w < s->nopen)
             summary |= (uint64_t)1 << w;
-        live += __builtin_popcountll(s->words[2 * w + 1] & ~f);
+        live += (int32_t)gm_popcount64(s->words[2 * w + 1] & ~f);
     }
     s->summary = summary;
     s->nlive = live;
