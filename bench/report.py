@@ -288,6 +288,38 @@ def chart(path, kind, benches, ratios, allocs, ref, title):
     return None
 
 
+def throughput_table(benches, cells, names):
+    """Benchmarks that report a 'mops' metric (million operations per
+    second): the median per allocator, and, for a benchmark run at one and at
+    more threads, the scaling: ops/s at T threads over ops/s at 1."""
+    rows = [["benchmark", "thr"] + names]
+    base = {}
+    for label, (thr, over) in benches.items():
+        per = {}
+        for a in names:
+            c = cells.get((label, a))
+            vals = [m["mops"] for m in (c.metrics if c and c.ok() else []) if "mops" in m]
+            if vals:
+                per[a] = statistics.median(vals)
+        if not per:
+            continue
+        stem = label.rsplit("-t", 1)[0]
+        if thr == 1:
+            base[stem] = per
+        r = [label, "%d%s" % (thr, "*" if over else "")]
+        for a in names:
+            if a not in per:
+                r.append("-")
+                continue
+            text = "%.2f" % per[a]
+            b = base.get(stem, {}).get(a)
+            if thr > 1 and b:
+                text += " (x%.2f)" % (per[a] / b)
+            r.append(text)
+        rows.append(r)
+    return table(rows, right_from=2) if len(rows) > 1 else None
+
+
 def cmd_runs(args):
     allocs = parse_allocs(args.alloc)
     names = [a for a, _, _ in allocs]
@@ -309,6 +341,10 @@ def cmd_runs(args):
             "Peak RSS, MiB (ratio to %s)" % ref, tables["rss"]]
     if "frag" in tables:
         text += ["", "Fragmentation: RSS after each phase (medians)", tables["frag"]]
+    tput = throughput_table(benches, cells, names)
+    if tput:
+        text += ["", "Throughput, million ops/s (medians; (xN): scaling over the 1-thread run)",
+                 tput]
     text += [""] + notes
     if fails:
         text.append("FAIL cells: " + "; ".join("%s under %s: %s" % f for f in sorted(fails)))
@@ -344,6 +380,9 @@ def cmd_runs(args):
     if "frag" in tables:
         md += ["", "## Fragmentation: RSS after each phase, MiB (medians)", "", "```",
                tables["frag"], "```"]
+    if tput:
+        md += ["", "## Throughput, million ops/s (medians; (xN): scaling over 1 thread)", "",
+               "```", tput, "```"]
     md += [""] + ["- " + n for n in notes]
     if fails:
         md += ["- FAIL cells: " + "; ".join("%s under %s: %s" % f for f in sorted(fails))]
