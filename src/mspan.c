@@ -79,20 +79,17 @@ static unsigned class_of_span(unsigned spc) {
     return spc == GM_TINY_SPAN_CLASS ? gm_size_to_class(GM_TINY_BLOCK) : spc;
 }
 
-static size_t remote_offset(unsigned nwords) {
-    /* free/ever pairs plus the zero pair, then remote[] on lines of its own */
-    return gm_align_up(sizeof(mspan) + (nwords + 1) * 2 * sizeof(uint64_t), 64);
+/* The slot words: a triple per 64-slot word and the zero triple, in whole
+ * lines (the tiny words follow). */
+static size_t words_bytes(unsigned nwords) {
+    return gm_align_up((nwords + 1) * SPAN_WORDS_PER_W * sizeof(uint64_t), 64);
 }
-
-/* remote[] has a spare zero word too (a tail pointer's word), and whole
- * lines. */
-static size_t remote_words(unsigned nwords) { return gm_align_up(nwords + 1, 8); }
 
 size_t mspan_struct_size(unsigned spc) {
     if (spc == 0)
         return sizeof(mspan);
     unsigned nwords = words_for(gm_class_nobjs[class_of_span(spc)]);
-    size_t size = remote_offset(nwords) + remote_words(nwords) * sizeof(uint64_t);
+    size_t size = sizeof(mspan) + words_bytes(nwords);
     if (spc == GM_TINY_SPAN_CLASS)
         size += 2 * (GM_PAGE_SIZE / GM_TINY_BLOCK) * sizeof(uint32_t);
     return size;
@@ -109,9 +106,8 @@ void mspan_init_small(mspan *s, unsigned spc) {
     s->nopen = 0;
     s->summary = 0;
     s->nlive = 0;
-    s->remote = (uint64_t *)((char *)s + remote_offset(nwords));
     if (spc == GM_TINY_SPAN_CLASS) {
-        s->tiny_alloc = (uint32_t *)(s->remote + remote_words(nwords));
+        s->tiny_alloc = (uint32_t *)((char *)s->words + words_bytes(nwords));
         s->tiny_freed = s->tiny_alloc + GM_PAGE_SIZE / GM_TINY_BLOCK;
     }
     /* mheap hands the struct out zeroed: no slot is free or handed out yet. */
@@ -132,17 +128,17 @@ static uint32_t used_words(const mspan *s) { return ((uint32_t)s->nelems + 63) /
 
 void mspan_collect(mspan *s) {
     for (uint32_t w = 0; w < s->nopen; w++) {
-        if (!__atomic_load_n(&s->remote[w], __ATOMIC_RELAXED))
+        if (!__atomic_load_n(span_remote_word(s, w), __ATOMIC_RELAXED))
             continue;
-        uint64_t r = __atomic_exchange_n(&s->remote[w], 0, __ATOMIC_ACQUIRE);
-        uint64_t f = s->words[2 * w];
+        uint64_t r = __atomic_exchange_n(span_remote_word(s, w), 0, __ATOMIC_ACQUIRE);
+        uint64_t f = *span_free_word(s, w);
         if (unlikely(f & r)) {
             /* Freed by its holder and by another thread: a double free that
              * raced past both checks.  Reported here, where it shows. */
             uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(f & r);
             gm_bad_pointer("free", (void *)(s->base + (uintptr_t)idx * s->elemsize), true);
         }
-        __atomic_store_n(&s->words[2 * w], f | r, __ATOMIC_RELAXED);
+        __atomic_store_n(span_free_word(s, w), f | r, __ATOMIC_RELAXED);
         s->summary |= (uint64_t)1 << w;
         s->nlive -= (int32_t)gm_popcount64(r);
     }
@@ -159,7 +155,7 @@ bool mspan_replenish(mspan *s) {
     uint64_t mask = ~(uint64_t)0;
     if (w == n - 1 && (s->nelems & 63))
         mask = ((uint64_t)1 << (s->nelems & 63)) - 1;
-    __atomic_store_n(&s->words[2 * w], mask, __ATOMIC_RELAXED);
+    __atomic_store_n(span_free_word(s, w), mask, __ATOMIC_RELAXED);
     s->summary = (uint64_t)1 << w;
     return true;
 }
@@ -179,7 +175,7 @@ void mspan_set_owner(mspan *s, struct mcache *owner) {
 bool mspan_set_aside(mspan *s) {
     __atomic_store_n(&s->full, 1, __ATOMIC_SEQ_CST);
     for (uint32_t w = 0; w < s->nopen; w++) {
-        if (__atomic_load_n(&s->remote[w], __ATOMIC_SEQ_CST)) {
+        if (__atomic_load_n(span_remote_word(s, w), __ATOMIC_SEQ_CST)) {
             if (mspan_reclaim_set_aside(s))
                 return false;
             break; /* the freer that won pushes it for us */
@@ -207,17 +203,17 @@ int32_t mspan_recount(mspan *s) {
     int32_t live = 0;
     uint64_t summary = 0;
     for (uint32_t w = 0; w < n; w++) {
-        uint64_t r = __atomic_exchange_n(&s->remote[w], 0, __ATOMIC_ACQUIRE);
-        uint64_t f = s->words[2 * w];
+        uint64_t r = __atomic_exchange_n(span_remote_word(s, w), 0, __ATOMIC_ACQUIRE);
+        uint64_t f = *span_free_word(s, w);
         if (unlikely(f & r)) {
             uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(f & r);
             gm_bad_pointer("free", (void *)(s->base + (uintptr_t)idx * s->elemsize), true);
         }
         f |= r;
-        __atomic_store_n(&s->words[2 * w], f, __ATOMIC_RELAXED);
+        __atomic_store_n(span_free_word(s, w), f, __ATOMIC_RELAXED);
         if (f && w < s->nopen)
             summary |= (uint64_t)1 << w;
-        live += (int32_t)gm_popcount64(s->words[2 * w + 1] & ~f);
+        live += (int32_t)gm_popcount64(*span_ever_word(s, w) & ~f);
     }
     s->summary = summary;
     s->nlive = live;
@@ -230,11 +226,11 @@ int32_t mspan_recount(mspan *s) {
 bool mspan_free_remote(mspan *s, const void *p, uint32_t idx, const char *caller) {
     uint32_t w = idx >> 6;
     uint64_t bit = (uint64_t)1 << (idx & 63);
-    uint64_t f = __atomic_load_n(&s->words[2 * w], __ATOMIC_RELAXED);
-    uint64_t ever = __atomic_load_n(&s->words[2 * w + 1], __ATOMIC_RELAXED);
+    uint64_t f = __atomic_load_n(span_free_word(s, w), __ATOMIC_RELAXED);
+    uint64_t ever = __atomic_load_n(span_ever_word(s, w), __ATOMIC_RELAXED);
     if (unlikely((f | ~ever) & bit))
         mspan_bad_free(s, p, idx, caller);
-    if (unlikely(__atomic_fetch_or(&s->remote[w], bit, __ATOMIC_SEQ_CST) & bit))
+    if (unlikely(__atomic_fetch_or(span_remote_word(s, w), bit, __ATOMIC_SEQ_CST) & bit))
         mspan_bad_free(s, p, idx, caller);
     if (likely(!__atomic_load_n(&s->full, __ATOMIC_SEQ_CST)))
         return false;

@@ -63,7 +63,6 @@ typedef struct mspan {
     uint8_t nwords;        /* slot words (a power of two) */
     uint8_t zeroed;        /* large spans: memory known zero (fresh from the OS) */
     struct mcache *owner;  /* NULL when mcentral holds it */
-    uint64_t *remote;      /* remote[w]: slots freed by other threads (atomic OR) */
 
     /* Second line: what other threads write when they free. */
     uint32_t full __attribute__((aligned(64))); /* 1: set aside full, owner wants a call */
@@ -75,13 +74,27 @@ typedef struct mspan {
     uint32_t *tiny_freed;  /* tiny spans: per block, freed piece starts | final starts << 16 */
     size_t large_size;     /* large spans: bytes asked for (stats) */
 
-    /* Owner's slot words, interleaved per 64-slot word w:
-     *   words[2w]     free: 1 = slot free (owner writes, others read)
-     *   words[2w + 1] ever: 1 = slot handed out at least once (owner writes)
-     * with one extra zero pair past the last word, so a pointer into a span's
-     * tail reads "never handed out".  remote[] follows on lines of its own. */
+    /* Slot words, three per 64-slot word w (SPAN_WORDS_PER_W apart):
+     *   free   1 = slot free (holder writes, others read)
+     *   ever   1 = slot handed out at least once (holder writes)
+     *   remote slots freed by other threads (atomic OR; holder takes them)
+     * with one extra zero triple past the last word, so a pointer into a
+     * span's tail reads "never handed out".  The three share a line: the
+     * owner's free reads all three, and a thread-local workload never
+     * writes remote[] at all. */
     uint64_t words[] __attribute__((aligned(64)));
 } mspan;
+
+#define SPAN_WORDS_PER_W 3
+static inline uint64_t *span_free_word(const mspan *s, uintptr_t w) {
+    return (uint64_t *)&s->words[SPAN_WORDS_PER_W * w];
+}
+static inline uint64_t *span_ever_word(const mspan *s, uintptr_t w) {
+    return (uint64_t *)&s->words[SPAN_WORDS_PER_W * w + 1];
+}
+static inline uint64_t *span_remote_word(const mspan *s, uintptr_t w) {
+    return (uint64_t *)&s->words[SPAN_WORDS_PER_W * w + 2];
+}
 
 /* The span every cache starts with: no free slot, so the allocation fast
  * path falls through to the refill without a NULL test. */
@@ -126,13 +139,13 @@ static inline bool mspan_can_alloc_fast(const mspan *s) { return s->summary != 0
 static inline void *mspan_alloc_fast(mspan *s) {
     uint64_t sum = s->summary;
     uintptr_t w = (uint32_t)__builtin_ctzll(sum);
-    uint64_t *pair = &s->words[2 * w];
-    uint64_t f = pair[0];
+    uint64_t *trio = span_free_word(s, w);
+    uint64_t f = trio[0];
     uint64_t rest = f & (f - 1);
     /* Relaxed atomic store: other threads read the free word to check
      * their frees (mspan.c). */
-    __atomic_store_n(&pair[0], rest, __ATOMIC_RELAXED);
-    gm_or_owned(&pair[1], f ^ rest);
+    __atomic_store_n(&trio[0], rest, __ATOMIC_RELAXED);
+    gm_or_owned(&trio[1], f ^ rest);
     if (rest == 0)
         s->summary = sum & (sum - 1); /* word w was the lowest in circulation */
     s->nlive++;
@@ -156,15 +169,15 @@ GM_INTERNAL __attribute__((noreturn, cold)) void mspan_bad_free(const mspan *s, 
  * just become empty (nlive reached zero: never for the current span). */
 static inline bool mspan_free_owned(mspan *s, const void *p, uintptr_t idx, const char *caller) {
     uintptr_t w = idx >> 6;
-    uint64_t *pair = &s->words[2 * w];
-    uint64_t f = pair[0];
+    uint64_t *trio = span_free_word(s, w);
+    uint64_t f = trio[0];
     /* live = handed out, not freed by us, not freed by another thread (a
      * slot freed remotely and then by us would otherwise be handed out
      * again before the collection could see both frees) */
-    uint64_t others = __atomic_load_n(&s->remote[w], __ATOMIC_RELAXED);
-    if (unlikely(!(((pair[1] & ~(f | others)) >> (idx & 63)) & 1)))
+    uint64_t others = __atomic_load_n(&trio[2], __ATOMIC_RELAXED);
+    if (unlikely(!(((trio[1] & ~(f | others)) >> (idx & 63)) & 1)))
         mspan_bad_free(s, p, (uint32_t)idx, caller);
-    __atomic_store_n(&pair[0], f | ((uint64_t)1 << (idx & 63)), __ATOMIC_RELAXED);
+    __atomic_store_n(&trio[0], f | ((uint64_t)1 << (idx & 63)), __ATOMIC_RELAXED);
     s->summary |= (uint64_t)1 << w;
     return unlikely(--s->nlive == 0);
 }
@@ -218,15 +231,15 @@ GM_INTERNAL bool mspan_free_remote(mspan *s, const void *p, uint32_t idx, const 
 static inline bool mspan_slot_live(const mspan *s, uint32_t idx) {
     uint32_t w = idx >> 6;
     uint64_t bit = (uint64_t)1 << (idx & 63);
-    uint64_t f = __atomic_load_n(&s->words[2 * w], __ATOMIC_RELAXED);
-    uint64_t ever = __atomic_load_n(&s->words[2 * w + 1], __ATOMIC_RELAXED);
-    uint64_t r = w < s->nwords ? __atomic_load_n(&s->remote[w], __ATOMIC_RELAXED) : 0;
+    uint64_t f = __atomic_load_n(span_free_word(s, w), __ATOMIC_RELAXED);
+    uint64_t ever = __atomic_load_n(span_ever_word(s, w), __ATOMIC_RELAXED);
+    uint64_t r = __atomic_load_n(span_remote_word(s, w), __ATOMIC_RELAXED);
     return (ever & ~f & ~r & bit) != 0;
 }
 
 /* Was slot idx ever handed out?  (The label of a bad free.) */
 static inline bool mspan_slot_ever(const mspan *s, uint32_t idx) {
-    return (__atomic_load_n(&s->words[2 * (idx >> 6) + 1], __ATOMIC_RELAXED) >> (idx & 63)) & 1;
+    return (__atomic_load_n(span_ever_word(s, idx >> 6), __ATOMIC_RELAXED) >> (idx & 63)) & 1;
 }
 
 #endif

@@ -73,10 +73,10 @@ static void test_set_aside_and_revisit(void) {
     as(&B);
     gm_free(p[3]);
     CHECK(A.revisit == s && s->full == 0 && s->revisit_next == NULL);
-    CHECK(s->remote[0] == (1u << 3));
+    CHECK(*span_remote_word(s, 0) == (1u << 3));
     gm_free(p[5]);
     CHECK(A.revisit == s && s->revisit_next == NULL);
-    CHECK(s->remote[0] == ((1u << 3) | (1u << 5)));
+    CHECK(*span_remote_word(s, 0) == ((1u << 3) | (1u << 5)));
 
     /* 3: A uses up s2; its refill drains the revisit stack and reuses s */
     as(&A);
@@ -153,7 +153,7 @@ static void test_dekker(void) {
     uint32_t idx = mspan_index(c, p[8]);
     __atomic_store_n(&c->full, 1, __ATOMIC_SEQ_CST); /* owner: step 1 */
     mspan_collect(c); /* the slot freed above is collected... */
-    c->words[0] &= ~((uint64_t)1 << idx); /* ...and handed out again */
+    *span_free_word(c, 0) &= ~((uint64_t)1 << idx); /* ...and handed out again */
     c->nlive++;
     as(&B);
     CHECK(mspan_free_remote(c, p[8], idx, "free")); /* freer: OR, sees full, wins */
