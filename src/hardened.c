@@ -15,7 +15,9 @@
  * per-process secret (from the kernel's AT_RANDOM), so a stray write cannot
  * forge them.  Canary bytes fill everything from the end of the data to the
  * tail (at least one byte), so an overflow of even one byte changes a canary
- * or the tail; the guard page (PROT_NONE) stops a long one at once.  Both
+ * or the tail; the guard page (PROT_NONE) stops a long one at once.
+ * (Canaries cover up to CANARY_WINDOW bytes after the data: an overflow
+ * that runs on from the data crosses them first.)  Both
  * are checked on free, realloc and malloc_usable_size.
  *
  * free() checks the block, then keeps it in a quarantine instead of handing
@@ -54,6 +56,7 @@
 
 #define TAIL_BYTES 16          /* size word and check word */
 #define MIN_CANARY 1           /* canary bytes always present after the data */
+#define CANARY_WINDOW 64       /* ... and at most this many are written and checked */
 #define OVERHEAD (TAIL_BYTES + MIN_CANARY)
 #define GUARD_BYTES 4096       /* the system page after a large block */
 #define FREED_BYTE 0xdb        /* what freed small blocks read as */
@@ -63,6 +66,7 @@
 #define LARGE_SLOTS 16         /* large blocks held back (address space only) */
 #define LARGE_BYTES ((size_t)256 << 20)
 #define MAX_REQUEST ((size_t)PTRDIFF_MAX)
+#define GROWTH_ROOM_DIV 4      /* a large block moved by realloc gets 1/4 more room */
 
 /* ---- the per-process secret ---- */
 
@@ -150,21 +154,31 @@ static size_t inner_size(size_t size) {
     return gm_align_up(need, GUARD_BYTES) + GUARD_BYTES;
 }
 
-/* Lays out a fresh inner block for `size` bytes: canaries, tail, guard. */
+/* Where a block's canaries stop: a run of CANARY_WINDOW bytes right after
+ * the data is enough, since an overflow that runs on from the data crosses
+ * it first; the bytes beyond, up to the tail, are left as they are (a large
+ * block can have kilobytes there, and a growing realloc even more). */
+static inline size_t canary_end(size_t size, size_t end) {
+    return end - size > CANARY_WINDOW ? size + CANARY_WINDOW : end;
+}
+
+/* Lays out an inner block for `size` bytes: canaries and tail. */
 static void seal(uintptr_t p, size_t usable, size_t size) {
     size_t end = tail_offset(usable);
     unsigned char *c = (unsigned char *)p;
-    for (size_t i = size; i < end; i++)
+    for (size_t i = size; i < canary_end(size, end); i++)
         c[i] = canary_byte(p, i);
     uint64_t tail[2] = {check_word(p, size), size ^ key_size};
     memcpy(c + end, tail, sizeof tail);
-    if (usable > GM_MAX_SMALL_SIZE) {
-        /* Too many mappings (vm.max_map_count) makes this fail: the block
-         * then has its canaries but no guard. */
-        int saved = errno;
-        mprotect((void *)(p + usable - GUARD_BYTES), GUARD_BYTES, PROT_NONE);
-        errno = saved;
-    }
+}
+
+/* The guard page at the end of a large block: PROT_NONE while the block
+ * lives.  Too many mappings (vm.max_map_count) can make mprotect fail: the
+ * block then has its canaries but no guard. */
+static void guard(uintptr_t p, size_t usable, bool on) {
+    int saved = errno;
+    mprotect((void *)(p + usable - GUARD_BYTES), GUARD_BYTES, on ? PROT_NONE : PROT_READ | PROT_WRITE);
+    errno = saved;
 }
 
 enum tail_state { TAIL_LIVE, TAIL_FREED, TAIL_BAD };
@@ -211,7 +225,7 @@ static block check_block(void *ptr, const char *caller) {
         break;
     }
     const unsigned char *c = (const unsigned char *)p;
-    for (size_t i = b.size; i < b.end; i++) {
+    for (size_t i = b.size; i < canary_end(b.size, b.end); i++) {
         if (c[i] != canary_byte(p, i)) {
             gm_snprintf(d, sizeof d, "byte %zu of a %zu-byte block (%zu usable) was written",
                         i, b.size, usable);
@@ -250,6 +264,24 @@ static void check_below(uintptr_t p, size_t usable, const char *caller) {
     }
 }
 
+/* Offset of the first byte in [0, end) of p that is not FREED_BYTE, or end.
+ * end is a multiple of 16 (tails sit at the end of 16-byte-aligned blocks):
+ * compare words, then find the byte. */
+#define FREED_WORD (0x0101010101010101ULL * FREED_BYTE)
+
+static size_t first_unfreed(uintptr_t p, size_t end) {
+    const uint64_t *w = (const uint64_t *)p;
+    for (size_t i = 0; i < end / 8; i++) {
+        if (w[i] != FREED_WORD) {
+            size_t at = i * 8;
+            while (((const unsigned char *)p)[at] == FREED_BYTE)
+                at++;
+            return at;
+        }
+    }
+    return end;
+}
+
 /* ---- handing out ---- */
 
 /* A small block that comes back from the inner allocator still filled as
@@ -258,14 +290,12 @@ static void check_refill(uintptr_t p, size_t usable, const char *caller) {
     size_t end = tail_offset(usable), s;
     if (read_tail(p, end, &s) != TAIL_FREED)
         return;
-    const unsigned char *c = (const unsigned char *)p;
-    for (size_t i = 0; i < end; i++) {
-        if (c[i] != FREED_BYTE) {
-            char d[128];
-            gm_snprintf(d, sizeof d, "byte %zu of a freed block of %zu usable bytes was "
-                        "written after it was freed", i, usable);
-            report(caller, "use-after-free write", (void *)p, d);
-        }
+    size_t i = first_unfreed(p, end);
+    if (i != end) {
+        char d[128];
+        gm_snprintf(d, sizeof d, "byte %zu of a freed block of %zu usable bytes was "
+                    "written after it was freed", i, usable);
+        report(caller, "use-after-free write", (void *)p, d);
     }
 }
 
@@ -277,6 +307,8 @@ static void *finish(void *ptr, size_t size, const char *caller) {
     if (usable <= GM_MAX_SMALL_SIZE)
         check_refill(p, usable, caller);
     seal(p, usable, size);
+    if (usable > GM_MAX_SMALL_SIZE)
+        guard(p, usable, true);
     return ptr;
 }
 
@@ -417,19 +449,17 @@ static qentry q_take(qentry *q, size_t *n, size_t *bytes) {
 /* A small block leaving quarantine must still be filled as free() left it. */
 static void release_small(qentry e, const char *caller) {
     size_t end = tail_offset(e.usable), s;
-    const unsigned char *c = (const unsigned char *)e.p;
     char d[160];
     if (read_tail(e.p, end, &s) != TAIL_FREED) {
         gm_snprintf(d, sizeof d, "the bookkeeping of a freed block of %zu usable bytes was "
                     "written after it was freed (found when it left quarantine)", e.usable);
         report(caller, "use-after-free write", (void *)e.p, d);
     }
-    for (size_t i = 0; i < end; i++) {
-        if (c[i] != FREED_BYTE) {
-            gm_snprintf(d, sizeof d, "byte %zu of a freed block of %zu usable bytes was written "
-                        "after it was freed (found when it left quarantine)", i, e.usable);
-            report(caller, "use-after-free write", (void *)e.p, d);
-        }
+    size_t i = first_unfreed(e.p, end);
+    if (i != end) {
+        gm_snprintf(d, sizeof d, "byte %zu of a freed block of %zu usable bytes was written "
+                    "after it was freed (found when it left quarantine)", i, e.usable);
+        report(caller, "use-after-free write", (void *)e.p, d);
     }
     gm_raw_free((void *)e.p);
 }
@@ -525,11 +555,6 @@ static void quarantine_flush(void) {
 static void free_checked(void *ptr, const char *caller) {
     block b = check_block(ptr, caller);
     check_below(b.p, b.usable, caller);
-    if (b.large) { /* the guard goes back to the inner allocator writable */
-        int saved = errno;
-        mprotect((void *)(b.p + b.usable - GUARD_BYTES), GUARD_BYTES, PROT_READ | PROT_WRITE);
-        errno = saved;
-    }
     quarantine(&b, caller);
 }
 
@@ -581,13 +606,20 @@ void *gm_realloc(void *p, size_t size) {
     size_t need = inner_size(size);
     if (!need)
         return fail_enomem();
-    if (!b.large && need <= b.usable) { /* fits: move the canaries */
+    if (need <= b.usable) { /* fits: move the canaries */
         seal(b.p, b.usable, size);
         return p;
     }
-    void *q = gm_malloc(size);
+    /* A large block that grows by moving gets room to grow further in
+     * place (canaries fill it), so a buffer grown step by step moves a
+     * logarithmic number of times, not once per page. */
+    size_t room = size > GM_MAX_SMALL_SIZE && size > b.size ? size / GROWTH_ROOM_DIV : 0;
+    need = inner_size(size + room);
+    if (!need)
+        need = inner_size(size);
+    void *q = finish(gm_raw_malloc(need), size, "realloc");
     if (!q)
-        return NULL;
+        return fail_enomem();
     memcpy(q, p, b.size < size ? b.size : size);
     free_checked(p, "realloc");
     return q;
