@@ -25,8 +25,8 @@
  * "freed"; large ones become PROT_NONE and lose their pages (MADV_DONTNEED),
  * so any later access faults.  When the quarantine is full a randomly chosen
  * block leaves it: the filling is checked ("use-after-free write") and the
- * block goes to the inner allocator.  A small block handed out again whose
- * tail still says "freed" is checked once more.  A second free of a block in
+ * block goes to the inner allocator (it is never handed out before that
+ * check).  A second free of a block in
  * quarantine finds the "freed" tail (or the quarantine entry, for large
  * blocks): "double free".  free_sized and free_aligned_sized compare the size
  * given with the one stored.
@@ -284,28 +284,11 @@ static size_t first_unfreed(uintptr_t p, size_t end) {
 
 /* ---- handing out ---- */
 
-/* A small block that comes back from the inner allocator still filled as
- * we left it when it was freed: it must be unchanged. */
-static void check_refill(uintptr_t p, size_t usable, const char *caller) {
-    size_t end = tail_offset(usable), s;
-    if (read_tail(p, end, &s) != TAIL_FREED)
-        return;
-    size_t i = first_unfreed(p, end);
-    if (i != end) {
-        char d[128];
-        gm_snprintf(d, sizeof d, "byte %zu of a freed block of %zu usable bytes was "
-                    "written after it was freed", i, usable);
-        report(caller, "use-after-free write", (void *)p, d);
-    }
-}
-
-static void *finish(void *ptr, size_t size, const char *caller) {
+static void *finish(void *ptr, size_t size) {
     if (!ptr)
         return NULL;
     uintptr_t p = (uintptr_t)ptr;
     size_t usable = gm_raw_malloc_usable_size(ptr);
-    if (usable <= GM_MAX_SMALL_SIZE)
-        check_refill(p, usable, caller);
     seal(p, usable, size);
     if (usable > GM_MAX_SMALL_SIZE)
         guard(p, usable, true);
@@ -322,7 +305,7 @@ void *gm_malloc(size_t size) {
     size_t need = inner_size(size);
     if (!need)
         return fail_enomem();
-    return finish(gm_raw_malloc(need), size, "malloc");
+    return finish(gm_raw_malloc(need), size);
 }
 
 void *gm_calloc(size_t nmemb, size_t size) {
@@ -334,19 +317,19 @@ void *gm_calloc(size_t nmemb, size_t size) {
     if (!need)
         return fail_enomem();
     if (need > GM_MAX_SMALL_SIZE) /* the inner calloc knows which pages are fresh */
-        return finish(gm_raw_calloc(1, need), total, "calloc");
-    void *p = finish(gm_raw_malloc(need), total, "calloc");
+        return finish(gm_raw_calloc(1, need), total);
+    void *p = finish(gm_raw_malloc(need), total);
     if (p)
         memset(p, 0, total);
     return p;
 }
 
-static void *aligned(size_t align, size_t size, const char *caller) {
+static void *aligned(size_t align, size_t size) {
     keys();
     size_t need = inner_size(size);
     if (!need)
         return fail_enomem();
-    return finish(gm_raw_aligned_alloc(align, need), size, caller);
+    return finish(gm_raw_aligned_alloc(align, need), size);
 }
 
 static inline bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
@@ -355,7 +338,7 @@ int gm_posix_memalign(void **memptr, size_t alignment, size_t size) {
     if (!is_pow2(alignment) || alignment % sizeof(void *) != 0)
         return EINVAL;
     int saved = errno;
-    void *p = aligned(alignment, size, "posix_memalign");
+    void *p = aligned(alignment, size);
     errno = saved;
     if (!p)
         return ENOMEM;
@@ -368,7 +351,7 @@ void *gm_aligned_alloc(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
-    return aligned(alignment, size, "aligned_alloc");
+    return aligned(alignment, size);
 }
 
 void *gm_memalign(size_t alignment, size_t size) {
@@ -376,18 +359,18 @@ void *gm_memalign(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
-    return aligned(alignment, size, "memalign");
+    return aligned(alignment, size);
 }
 
 #define SYSTEM_PAGE 4096
 
-void *gm_valloc(size_t size) { return aligned(SYSTEM_PAGE, size, "valloc"); }
+void *gm_valloc(size_t size) { return aligned(SYSTEM_PAGE, size); }
 
 void *gm_pvalloc(size_t size) {
     size_t rounded;
     if (__builtin_add_overflow(size, SYSTEM_PAGE - 1, &rounded))
         return fail_enomem();
-    return aligned(SYSTEM_PAGE, rounded & ~(size_t)(SYSTEM_PAGE - 1), "pvalloc");
+    return aligned(SYSTEM_PAGE, rounded & ~(size_t)(SYSTEM_PAGE - 1));
 }
 
 /* ---- the quarantine ---- */
@@ -461,6 +444,11 @@ static void release_small(qentry e, const char *caller) {
                     "after it was freed (found when it left quarantine)", i, e.usable);
         report(caller, "use-after-free write", (void *)e.p, d);
     }
+    /* Forget the freed mark: once the inner allocator has the memory it may
+     * serve it to anyone, and a mark left behind would describe a block that
+     * no longer exists. */
+    uint64_t none[2] = {0, 0};
+    memcpy((void *)(e.p + end), none, sizeof none);
     gm_raw_free((void *)e.p);
 }
 
@@ -617,7 +605,7 @@ void *gm_realloc(void *p, size_t size) {
     need = inner_size(size + room);
     if (!need)
         need = inner_size(size);
-    void *q = finish(gm_raw_malloc(need), size, "realloc");
+    void *q = finish(gm_raw_malloc(need), size);
     if (!q)
         return fail_enomem();
     memcpy(q, p, b.size < size ? b.size : size);
