@@ -51,11 +51,32 @@ build() {
 build default || exit 1
 build hardened -DGM_HARDENED -DFUZZ_HARDENED || exit 1
 
+# Seeds: short programs that reach each operation at once (op, slot, then
+# the operation's bytes; see step() in fuzz_gm.c), so a fresh corpus does not
+# have to find them.
+SEEDS=(
+    '\x00\x00\x01\x32\x00\x02\x00\x03\x20\x4e\x02\x00\x00\x05\x00\x00\x00'
+    '\x00\x01\x05\x00\x14\x02\x01\x05\x28\x00\x02\x01\x01\x10\x00\x10\x01'
+    '\x03\x02\x01\x10\x00\x01\x40\x00\x0b\x02\x0d\x02\x03\x02\x03\x30\x00\x03\x50\x00'
+    '\x04\x03\x06\x01\x20\x00\x05\x04\x0b\x03\x00\x90\x06\x05\x0d\x01\x64\x00\x07\x06\x00\x01\x64\x00\x01'
+    '\x0a\x07\x02\x64\x00\x20\x07\x0a\x08\x03\x00\x0a\x08\x20\x08'
+    '\x08\x00\x00\x08\x00\x02\x00\x00\x02\x00\x00\x08\x00\x04\x0c\x00\x00'
+    '\x00\x09\x04\x07\x00\x09\x09\x04\x09\x00\x31\x09'
+)
+seed() {
+    local dir=$1 i=0 s
+    for s in "${SEEDS[@]}"; do
+        i=$((i + 1))
+        [ -f "$dir/seed-$i" ] || printf "$s" >"$dir/seed-$i"
+    done
+}
+
 # fuzz NAME SECONDS
 status=0
 fuzz() {
     local name=$1 secs=$2 log=$OUT/fuzz_$1.log
     mkdir -p "$OUT/corpus-$name"
+    seed "$OUT/corpus-$name"
     ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
         "$OUT/fuzz_$name" -max_total_time="$secs" -max_len=2048 -rss_limit_mb=3072 \
         -timeout=20 -print_final_stats=1 -artifact_prefix="$OUT/" "$OUT/corpus-$name" \
