@@ -13,23 +13,22 @@
  *
  * The tail holds the requested size and a check word: both keyed by a
  * per-process secret (from the kernel's AT_RANDOM), so a stray write cannot
- * forge them.  Canary bytes fill everything from the end of the data to the
- * tail (at least one byte), so an overflow of even one byte changes a canary
- * or the tail; the guard page (PROT_NONE) stops a long one at once.
- * (Canaries cover up to CANARY_WINDOW bytes after the data: an overflow
- * that runs on from the data crosses them first.)  Both
- * are checked on free, realloc and malloc_usable_size.
+ * forge them.  Canary bytes follow the data (at least one, at most
+ * CANARY_WINDOW: an overflow that runs on from the data crosses them first),
+ * so an overflow of even one byte changes a canary or the tail; the guard
+ * page (PROT_NONE) stops a long one at once.  Canaries and tail are checked
+ * on free, realloc and malloc_usable_size.
  *
  * free() checks the block, then keeps it in a quarantine instead of handing
- * it back: small blocks are filled with FREED_BYTE and their tail says
- * "freed"; large ones become PROT_NONE and lose their pages (MADV_DONTNEED),
- * so any later access faults.  When the quarantine is full a randomly chosen
- * block leaves it: the filling is checked ("use-after-free write") and the
- * block goes to the inner allocator (it is never handed out before that
- * check).  A second free of a block in
- * quarantine finds the "freed" tail (or the quarantine entry, for large
- * blocks): "double free".  free_sized and free_aligned_sized compare the size
- * given with the one stored.
+ * it back.  Blocks up to FILL_MAX are filled with FREED_BYTE and their tail
+ * says "freed"; when the quarantine is full a randomly chosen one leaves it:
+ * the filling is checked ("use-after-free write"), the mark erased, and the
+ * block goes to the inner allocator, which alone hands it out again.  Bigger
+ * blocks are sealed instead: PROT_NONE, their pages given back
+ * (MADV_DONTNEED), so any access faults while they wait.  A second free of
+ * a block in quarantine finds the "freed" tail (or the entry, for sealed
+ * blocks): "double free".  free_sized and free_aligned_sized compare the
+ * size given with the one stored.
  *
  * Pointers the inner allocator does not know are reported by it (malloc.c),
  * under the name of the call the program made (gm_hardened_bad_pointer).
@@ -61,12 +60,14 @@
 #define GUARD_BYTES 4096       /* the system page after a large block */
 #define FREED_BYTE 0xdb        /* what freed small blocks read as */
 #define FREED_SIZE (~(uint64_t)0)
-#define QUARANTINE_SLOTS 1024  /* small blocks held back at most ... */
+#define QUARANTINE_SLOTS 1024  /* filled blocks held back at most ... */
 #define QUARANTINE_BYTES ((size_t)4 << 20) /* ... and their bytes at most */
-#define LARGE_SLOTS 16         /* large blocks held back (address space only) */
-#define LARGE_BYTES ((size_t)256 << 20)
+#define SEALED_SLOTS 16        /* blocks above FILL_MAX held back (address space only) */
+#define SEALED_BYTES ((size_t)256 << 20)
+#define FILL_MAX ((size_t)256 << 10) /* freed blocks up to this are filled, larger ones sealed */
 #define MAX_REQUEST ((size_t)PTRDIFF_MAX)
 #define GROWTH_ROOM_DIV 4      /* a large block moved by realloc gets 1/4 more room */
+#define NONZERO_CANARY 0xa5    /* stands in for a zero byte of the canary key */
 
 /* ---- the per-process secret ---- */
 
@@ -89,7 +90,12 @@ static GM_COLD void keys_init(void) {
         memcpy(r, rnd, sizeof r);
     else
         r[0] = gm_nanotime();
-    uint64_t canary = mix64(r[0] ^ 0x6a09e667f3bcc909ULL) | 1; /* never all zero */
+    /* No canary byte is zero: an off-by-one that writes a string's
+     * terminator is the most common overflow of all. */
+    uint64_t canary = mix64(r[0] ^ 0x6a09e667f3bcc909ULL);
+    for (int i = 0; i < 64; i += 8)
+        if (((canary >> i) & 0xff) == 0)
+            canary |= (uint64_t)NONZERO_CANARY << i;
     __atomic_store_n(&key_size, mix64(r[1] + 0x3c6ef372fe94f82bULL), __ATOMIC_RELAXED);
     __atomic_store_n(&key_check, mix64(r[0] ^ r[1]), __ATOMIC_RELAXED);
     __atomic_store_n(&key_canary, canary, __ATOMIC_RELEASE);
@@ -196,7 +202,7 @@ static enum tail_state read_tail(uintptr_t p, size_t end, size_t *size) {
     return TAIL_BAD;
 }
 
-static bool in_large_quarantine(uintptr_t p);
+static bool in_sealed_quarantine(uintptr_t p);
 
 /* The live block at p, checked whole, or a report naming `caller`. */
 static block check_block(void *ptr, const char *caller) {
@@ -208,7 +214,7 @@ static block check_block(void *ptr, const char *caller) {
     block b = {.p = p, .usable = usable, .end = tail_offset(usable), .size = 0,
                .large = usable > GM_MAX_SMALL_SIZE};
     char d[160];
-    if (b.large && in_large_quarantine(p)) {
+    if (usable > FILL_MAX && in_sealed_quarantine(p)) {
         gm_snprintf(d, sizeof d, "a large block of %zu usable bytes, freed and in quarantine",
                     usable);
         report(caller, "double free", ptr, d);
@@ -381,10 +387,10 @@ typedef struct qentry {
 } qentry;
 
 static gm_lock_t q_lock = GM_LOCK_INIT;
-static qentry q_small[QUARANTINE_SLOTS];
-static size_t q_small_n, q_small_bytes;
-static qentry q_large[LARGE_SLOTS];
-static size_t q_large_n, q_large_bytes;
+static qentry q_filled[QUARANTINE_SLOTS];
+static size_t q_filled_n, q_filled_bytes;
+static qentry q_sealed[SEALED_SLOTS];
+static size_t q_sealed_n, q_sealed_bytes;
 static uint64_t q_rng;           /* xorshift state, under q_lock */
 static int q_atfork_registered;
 static __thread bool tls_forking; /* this thread holds q_lock for fork() */
@@ -411,11 +417,11 @@ static size_t q_random(size_t n) {
     return (size_t)(q_rng % n);
 }
 
-static bool in_large_quarantine(uintptr_t p) {
+static bool in_sealed_quarantine(uintptr_t p) {
     bool found = false;
     gm_lock(&q_lock);
-    for (size_t i = 0; i < q_large_n && !found; i++)
-        found = q_large[i].p == p;
+    for (size_t i = 0; i < q_sealed_n && !found; i++)
+        found = q_sealed[i].p == p;
     gm_unlock(&q_lock);
     return found;
 }
@@ -430,7 +436,7 @@ static qentry q_take(qentry *q, size_t *n, size_t *bytes) {
 }
 
 /* A small block leaving quarantine must still be filled as free() left it. */
-static void release_small(qentry e, const char *caller) {
+static void release_filled(qentry e, const char *caller) {
     size_t end = tail_offset(e.usable), s;
     char d[160];
     if (read_tail(e.p, end, &s) != TAIL_FREED) {
@@ -449,10 +455,12 @@ static void release_small(qentry e, const char *caller) {
      * no longer exists. */
     uint64_t none[2] = {0, 0};
     memcpy((void *)(e.p + end), none, sizeof none);
+    if (e.usable > GM_MAX_SMALL_SIZE)
+        guard(e.p, e.usable, false);
     gm_raw_free((void *)e.p);
 }
 
-static void release_large(qentry e) {
+static void release_sealed(qentry e) {
     int saved = errno;
     mprotect((void *)e.p, e.usable, PROT_READ | PROT_WRITE);
     errno = saved;
@@ -467,7 +475,8 @@ static void quarantine(const block *b, const char *caller) {
          * first on fork's prepare side and take q_lock before its locks. */
         pthread_atfork(q_fork_prepare, q_fork_parent, q_fork_child);
     }
-    if (b->large) {
+    bool sealed = b->usable > FILL_MAX;
+    if (sealed) {
         /* No old data to read, and any access faults while it waits. */
         int saved = errno;
         madvise((void *)b->p, b->usable, MADV_DONTNEED);
@@ -481,30 +490,30 @@ static void quarantine(const block *b, const char *caller) {
     }
     if (tls_forking) { /* a fork handler freeing: q_lock is ours already */
         qentry e = {b->p, b->usable};
-        b->large ? release_large(e) : release_small(e, caller);
+        sealed ? release_sealed(e) : release_filled(e, caller);
         return;
     }
     qentry out[2];
     int nout = 0;
     qentry e = {b->p, b->usable};
     gm_lock(&q_lock);
-    if (b->large) {
-        while (q_large_n > 0 && (q_large_n == LARGE_SLOTS || q_large_bytes + e.usable > LARGE_BYTES) &&
+    if (sealed) {
+        while (q_sealed_n > 0 && (q_sealed_n == SEALED_SLOTS || q_sealed_bytes + e.usable > SEALED_BYTES) &&
                nout < 2)
-            out[nout++] = q_take(q_large, &q_large_n, &q_large_bytes);
-        if (q_large_n < LARGE_SLOTS && q_large_bytes + e.usable <= LARGE_BYTES) {
-            q_large[q_large_n++] = e;
-            q_large_bytes += e.usable;
+            out[nout++] = q_take(q_sealed, &q_sealed_n, &q_sealed_bytes);
+        if (q_sealed_n < SEALED_SLOTS && q_sealed_bytes + e.usable <= SEALED_BYTES) {
+            q_sealed[q_sealed_n++] = e;
+            q_sealed_bytes += e.usable;
             e.p = 0;
         }
     } else {
-        while (q_small_n > 0 &&
-               (q_small_n == QUARANTINE_SLOTS || q_small_bytes + e.usable > QUARANTINE_BYTES) &&
+        while (q_filled_n > 0 &&
+               (q_filled_n == QUARANTINE_SLOTS || q_filled_bytes + e.usable > QUARANTINE_BYTES) &&
                nout < 2)
-            out[nout++] = q_take(q_small, &q_small_n, &q_small_bytes);
-        if (q_small_n < QUARANTINE_SLOTS && q_small_bytes + e.usable <= QUARANTINE_BYTES) {
-            q_small[q_small_n++] = e;
-            q_small_bytes += e.usable;
+            out[nout++] = q_take(q_filled, &q_filled_n, &q_filled_bytes);
+        if (q_filled_n < QUARANTINE_SLOTS && q_filled_bytes + e.usable <= QUARANTINE_BYTES) {
+            q_filled[q_filled_n++] = e;
+            q_filled_bytes += e.usable;
             e.p = 0;
         }
     }
@@ -512,9 +521,9 @@ static void quarantine(const block *b, const char *caller) {
     /* Released outside the lock: checking and freeing may take a while, and
      * a report must not leave the lock held. */
     for (int i = 0; i < nout; i++)
-        b->large ? release_large(out[i]) : release_small(out[i], caller);
+        sealed ? release_sealed(out[i]) : release_filled(out[i], caller);
     if (e.p) /* did not fit even after making room: straight back */
-        b->large ? release_large(e) : release_small(e, caller);
+        sealed ? release_sealed(e) : release_filled(e, caller);
 }
 
 /* Empties the quarantine (malloc_trim). */
@@ -523,18 +532,18 @@ static void quarantine_flush(void) {
         qentry e;
         bool large;
         gm_lock(&q_lock);
-        if (q_small_n) {
-            e = q_take(q_small, &q_small_n, &q_small_bytes);
+        if (q_filled_n) {
+            e = q_take(q_filled, &q_filled_n, &q_filled_bytes);
             large = false;
-        } else if (q_large_n) {
-            e = q_take(q_large, &q_large_n, &q_large_bytes);
+        } else if (q_sealed_n) {
+            e = q_take(q_sealed, &q_sealed_n, &q_sealed_bytes);
             large = true;
         } else {
             gm_unlock(&q_lock);
             return;
         }
         gm_unlock(&q_lock);
-        large ? release_large(e) : release_small(e, "malloc_trim");
+        large ? release_sealed(e) : release_filled(e, "malloc_trim");
     }
 }
 
