@@ -69,6 +69,14 @@
 #define GROWTH_ROOM_DIV 4      /* a large block moved by realloc gets 1/4 more room */
 #define NONZERO_CANARY 0xa5    /* stands in for a zero byte of the canary key */
 
+/* glibc keeps this true while the process has one thread.  Weak: with an
+ * older libc it is missing, and we assume threads. */
+extern char __libc_single_threaded __attribute__((weak));
+
+static inline bool single_threaded(void) {
+    return &__libc_single_threaded && __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED);
+}
+
 /* ---- the per-process secret ---- */
 
 static uint64_t key_size, key_check, key_canary;
@@ -253,7 +261,7 @@ static block check_block(void *ptr, const char *caller) {
 #define SIZE_LOW_MASK 0xffffu
 
 static void check_below(uintptr_t p, size_t usable, const char *caller) {
-    if (usable > GM_MAX_SMALL_SIZE || p % GM_PAGE_SIZE == 0 || !gm_single_threaded())
+    if (usable > GM_MAX_SMALL_SIZE || p % GM_PAGE_SIZE == 0 || !single_threaded())
         return; /* large, or perhaps the first block of its span: nothing of ours below */
     uintptr_t prev = p - usable;
     size_t end = tail_offset(usable), s;

@@ -1,15 +1,23 @@
 /*
  * The hardened build's seam (see hardened.c).
  *
- * In the hardened build malloc.c is compiled with GM_HARDENED_INNER and this
- * header forced in front of it: its public functions are renamed gm_raw_*
- * (hidden), so hardened.c can export the gm_* names and wrap them, and its
+ * In the hardened build this header is forced in front of every tier below
+ * hardened.c (all sources but os.c, hardened.c) with GM_HARDENED_INNER: their
  * bad-pointer reports go through hardened.c, which names the call the
- * program made rather than the inner call hardened.c used.
+ * program made rather than the inner call hardened.c used.  malloc.c also
+ * gets GM_HARDENED_RAW: its public functions are renamed gm_raw_* (hidden),
+ * so hardened.c can export the gm_* names and wrap them.
  * The default build never sees this header.
  */
 #ifndef GM_HARDENED_H
 #define GM_HARDENED_H
+
+#if defined(GM_HARDENED_INNER) && !defined(GM_HARDENED_RAW)
+/* In front of a tier: a rename only, and no #include, so that the file's own
+ * feature macros (_GNU_SOURCE) still come before any system header.
+ * common.h's declaration of gm_bad_pointer then declares the new name. */
+#define gm_bad_pointer gm_hardened_bad_pointer
+#else
 
 #include "gomalloc.h" /* the public declarations first, under their own names */
 #include "common.h"
@@ -35,6 +43,10 @@ GM_INTERNAL __attribute__((noreturn, cold)) void gm_hardened_bad_pointer(const c
                                                                          bool already_freed);
 
 #ifdef GM_HARDENED_INNER
+#define gm_bad_pointer gm_hardened_bad_pointer
+#endif
+
+#ifdef GM_HARDENED_RAW
 #define gm_malloc gm_raw_malloc
 #define gm_free gm_raw_free
 #define gm_calloc gm_raw_calloc
@@ -49,7 +61,7 @@ GM_INTERNAL __attribute__((noreturn, cold)) void gm_hardened_bad_pointer(const c
 #define gm_free_sized gm_raw_free_sized
 #define gm_free_aligned_sized gm_raw_free_aligned_sized
 #define gm_malloc_trim gm_raw_malloc_trim
-#define gm_bad_pointer gm_hardened_bad_pointer
 #endif
 
+#endif /* GM_HARDENED_INNER only */
 #endif
