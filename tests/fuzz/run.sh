@@ -19,7 +19,7 @@ FLAGS="-std=c11 -O1 -g -Wall -Wextra -Iinclude -Isrc -fno-builtin-malloc -fno-bu
  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 SRCS=()
 for f in src/*.c; do
-    case "$f" in src/override.c | src/hardened.c) ;; *) SRCS+=("$f") ;; esac
+    case "$f" in src/override.c | src/new_delete.c | src/hardened.c) ;; *) SRCS+=("$f") ;; esac
 done
 
 # build NAME EXTRA_FLAGS...: compiles fuzz_gm and the sources into $OUT/fuzz_NAME
