@@ -191,7 +191,8 @@ static void seal(uintptr_t p, size_t usable, size_t size) {
  * block then has its canaries but no guard. */
 static void guard(uintptr_t p, size_t usable, bool on) {
     int saved = errno;
-    mprotect((void *)(p + usable - GUARD_BYTES), GUARD_BYTES, on ? PROT_NONE : PROT_READ | PROT_WRITE);
+    int prot = on ? PROT_NONE : PROT_READ | PROT_WRITE;
+    mprotect((void *)(p + usable - GUARD_BYTES), GUARD_BYTES, prot);
     errno = saved;
 }
 
@@ -270,7 +271,8 @@ static void check_below(uintptr_t p, size_t usable, const char *caller) {
     uint64_t tail[2];
     memcpy(tail, (const void *)(prev + end), sizeof tail);
     uint64_t low = (tail[1] ^ key_size) & SIZE_LOW_MASK;
-    if (tail[0] == check_word(prev, FREED_SIZE) || (low <= end && tail[0] == check_word(prev, low))) {
+    if (tail[0] == check_word(prev, FREED_SIZE) ||
+        (low <= end && tail[0] == check_word(prev, low))) {
         char d[128];
         gm_snprintf(d, sizeof d, "the bytes just before a block of %zu usable bytes were written",
                     usable);
@@ -426,11 +428,13 @@ static size_t q_random(size_t n) {
 }
 
 static bool in_sealed_quarantine(uintptr_t p) {
-    bool found = false;
-    gm_lock(&q_lock);
+    bool found = false, locked = !tls_forking; /* a fork handler: q_lock is ours */
+    if (locked)
+        gm_lock(&q_lock);
     for (size_t i = 0; i < q_sealed_n && !found; i++)
         found = q_sealed[i].p == p;
-    gm_unlock(&q_lock);
+    if (locked)
+        gm_unlock(&q_lock);
     return found;
 }
 
@@ -443,7 +447,7 @@ static qentry q_take(qentry *q, size_t *n, size_t *bytes) {
     return e;
 }
 
-/* A small block leaving quarantine must still be filled as free() left it. */
+/* A filled block leaving quarantine must still be as free() left it. */
 static void release_filled(qentry e, const char *caller) {
     size_t end = tail_offset(e.usable), s;
     char d[160];
@@ -506,7 +510,8 @@ static void quarantine(const block *b, const char *caller) {
     qentry e = {b->p, b->usable};
     gm_lock(&q_lock);
     if (sealed) {
-        while (q_sealed_n > 0 && (q_sealed_n == SEALED_SLOTS || q_sealed_bytes + e.usable > SEALED_BYTES) &&
+        while (q_sealed_n > 0 &&
+               (q_sealed_n == SEALED_SLOTS || q_sealed_bytes + e.usable > SEALED_BYTES) &&
                nout < 2)
             out[nout++] = q_take(q_sealed, &q_sealed_n, &q_sealed_bytes);
         if (q_sealed_n < SEALED_SLOTS && q_sealed_bytes + e.usable <= SEALED_BYTES) {
@@ -536,22 +541,24 @@ static void quarantine(const block *b, const char *caller) {
 
 /* Empties the quarantine (malloc_trim). */
 static void quarantine_flush(void) {
+    if (tls_forking) /* a fork handler: q_lock is ours and stays so */
+        return;
     for (;;) {
         qentry e;
-        bool large;
+        bool sealed;
         gm_lock(&q_lock);
         if (q_filled_n) {
             e = q_take(q_filled, &q_filled_n, &q_filled_bytes);
-            large = false;
+            sealed = false;
         } else if (q_sealed_n) {
             e = q_take(q_sealed, &q_sealed_n, &q_sealed_bytes);
-            large = true;
+            sealed = true;
         } else {
             gm_unlock(&q_lock);
             return;
         }
         gm_unlock(&q_lock);
-        large ? release_sealed(e) : release_filled(e, "malloc_trim");
+        sealed ? release_sealed(e) : release_filled(e, "malloc_trim");
     }
 }
 
@@ -591,7 +598,8 @@ void gm_free_aligned_sized(void *p, size_t alignment, size_t size) {
     if (size != b.size)
         size_mismatch("free_aligned_sized", p, "size", size, b.size);
     if (!is_pow2(alignment) || b.p % alignment != 0)
-        size_mismatch("free_aligned_sized", p, "alignment", alignment, (size_t)1 << __builtin_ctzll(b.p));
+        size_mismatch("free_aligned_sized", p, "alignment", alignment,
+                      (size_t)1 << __builtin_ctzll(b.p));
     free_checked(p, "free_aligned_sized");
 }
 

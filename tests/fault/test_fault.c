@@ -214,7 +214,8 @@ static void still_works(void) {
 static const struct {
     unsigned kind;
     const char *name;
-} kinds[] = {{GM_FAULT_MMAP, "mmap"}, {GM_FAULT_MPROTECT, "mprotect"}, {GM_FAULT_MADVISE, "madvise"}};
+} kinds[] = {
+    {GM_FAULT_MMAP, "mmap"}, {GM_FAULT_MPROTECT, "mprotect"}, {GM_FAULT_MADVISE, "madvise"}};
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 
 /* Runs the workload in a child with the fault armed; true if all was well. */

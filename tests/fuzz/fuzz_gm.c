@@ -317,7 +317,9 @@ static void step(input *in, uint8_t *seedctr) {
         case 0: expect_enomem(gm_malloc(SIZE_MAX), "malloc(SIZE_MAX)"); break;
         case 1: expect_enomem(gm_malloc((size_t)PTRDIFF_MAX + 1), "malloc(PTRDIFF_MAX+1)"); break;
         case 2: expect_enomem(gm_calloc(SIZE_MAX / 2, 3), "calloc overflow"); break;
-        case 3: expect_enomem(gm_reallocarray(NULL, SIZE_MAX / 4, 8), "reallocarray overflow"); break;
+        case 3:
+            expect_enomem(gm_reallocarray(NULL, SIZE_MAX / 4, 8), "reallocarray overflow");
+            break;
         default:
             if (b->p) {
                 errno = 0;
@@ -330,7 +332,8 @@ static void step(input *in, uint8_t *seedctr) {
             errno = 0;
             void *p = gm_aligned_alloc(3, 16);
             if (p || errno != EINVAL)
-                broken("aligned_alloc(3) must fail with EINVAL", (size_t)(uintptr_t)p, (size_t)errno);
+                broken("aligned_alloc(3) must fail with EINVAL", (size_t)(uintptr_t)p,
+                       (size_t)errno);
         }
         break;
     }

@@ -384,8 +384,9 @@ static void run_case(const mcase *c, const char *lib, result *r) {
     const kind *k = c->k;
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
-        snprintf(r->how, sizeof r->how, "%s", sig == SIGABRT ? "SIGABRT" : sig == SIGSEGV ? "SIGSEGV"
-                                              : sig == SIGBUS ? "SIGBUS" : "signal");
+        const char *signame = sig == SIGABRT ? "SIGABRT" : sig == SIGSEGV ? "SIGSEGV"
+                              : sig == SIGBUS ? "SIGBUS" : "signal";
+        snprintf(r->how, sizeof r->how, "%s", signame);
         if (sig == SIGABRT && parse_report(err, r)) {
             r->gomalloc_report = true;
             bool right_addr = r->addr == r->subject;
@@ -402,7 +403,8 @@ static void run_case(const mcase *c, const char *lib, result *r) {
             r->outcome = OUT_SEGV;
             snprintf(r->cell, sizeof r->cell, "SIGSEGV");
         } else if (sig == SIGABRT) {
-            snprintf(r->cell, sizeof r->cell, "abort: %.150s", r->line[0] ? r->line : "(no message)");
+            snprintf(r->cell, sizeof r->cell, "abort: %.150s",
+                     r->line[0] ? r->line : "(no message)");
         } else {
             snprintf(r->cell, sizeof r->cell, "signal %d", sig);
         }
