@@ -3,8 +3,8 @@
  *
  * Each case (double free, invalid free, interior free, use-after-free read
  * and write, overflow and underflow by 1 and 64 bytes, mismatched sized
- * frees, at 8 B, 100 B, 20 KiB and 1 MiB, and a write into a zero-size
- * block) runs in a child process of its own: this program re-executes
+ * frees and sized delete, at 8 B, 100 B, 20 KiB and 1 MiB, and a write into
+ * a zero-size block) runs in a child process of its own: this program re-executes
  * itself as `misuse case NAME`, with LD_PRELOAD naming the allocator under
  * test (none: glibc).  The child tells the parent, on fd 3, the pointer the
  * misuse is about (and the block below it, for underflows), then misbehaves.
@@ -181,6 +181,19 @@ static void k_free_aligned_sized(size_t n) {
     fas(p, ALIGNMENT, 2 * n);
 }
 
+/* C++'s sized delete, called by its mangled names (the allocator under
+ * test provides them, or libstdc++ if the program had it loaded). */
+static void k_sized_delete(size_t n) {
+    void *(*op_new)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "_Znwm");
+    void (*op_delete)(void *, size_t) = (void (*)(void *, size_t))dlsym(RTLD_DEFAULT, "_ZdlPvm");
+    if (!op_new || !op_delete)
+        _exit(EXIT_MISSING);
+    char *p = launder(op_new(n));
+    memset(p, FILL, n);
+    tell(p, NULL);
+    op_delete(p, 2 * n);
+}
+
 static void k_zero_size(size_t n) {
     (void)n;
     char *p = launder(malloc(0));
@@ -226,6 +239,8 @@ static const kind kinds[] = {
     {"free_sized_wrong", k_free_sized, "free_sized", NULL, "size mismatch", OUT_REPORT, false},
     {"free_aligned_sized_wrong", k_free_aligned_sized, "free_aligned_sized", NULL,
      "size mismatch", OUT_REPORT, false},
+    {"sized_delete_wrong", k_sized_delete, "free_sized", NULL, "size mismatch", OUT_REPORT,
+     false},
     {"zero_size_write", k_zero_size, "free", NULL, "heap overflow", OUT_REPORT, true},
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
