@@ -27,8 +27,8 @@
  * blocks are sealed instead: PROT_NONE, their pages given back
  * (MADV_DONTNEED), so any access faults while they wait.  A second free of
  * a block in quarantine finds the "freed" tail (or the entry, for sealed
- * blocks): "double free".  free_sized and free_aligned_sized compare the
- * size given with the one stored.
+ * blocks): "double free".  free_sized and free_aligned_sized (which C++
+ * sized delete calls) compare the size given with the one stored.
  *
  * Pointers the inner allocator does not know are reported by it (malloc.c),
  * under the name of the call the program made (gm_hardened_bad_pointer).
