@@ -43,7 +43,16 @@ HDRS := $(wildcard src/*.h) include/gomalloc.h
 
 MANPAGES := gomalloc.1 gomalloc.3
 
-all: build/libgomalloc.so build/libgomalloc.a build/gomalloc $(MANPAGES:%=build/man/%)
+# The hardened build (src/hardened.c): the same sources with GM_HARDENED,
+# one more file, and its own soname.
+HSRCS := $(SRCS) hardened.c
+HOBJS := $(HSRCS:%.c=build/obj-hardened/%.o)
+HSONAME := libgomalloc-hardened.so.$(SOVERSION)
+HREALNAME := libgomalloc-hardened.so.$(VERSION)
+HARDENED_LIBS := build/libgomalloc-hardened.so build/libgomalloc-hardened.a
+
+all: build/libgomalloc.so build/libgomalloc.a build/gomalloc $(MANPAGES:%=build/man/%) \
+     $(HARDENED_LIBS)
 
 build/obj/%.o: src/%.c $(HDRS) | build/obj
 	$(CC) $(GM_CFLAGS) $(CFLAGS) -c $< -o $@
@@ -64,6 +73,26 @@ build/libgomalloc.so: build/$(REALNAME)
 build/libgomalloc.a: $(OBJS)
 	rm -f $@ && $(AR) rcs $@ $(OBJS)
 
+# The tiers below hardened.c report bad pointers through it (src/hardened.h);
+# malloc.c's entry points become its inner layer.
+HARDENED_SEAM = -DGM_HARDENED_INNER -include src/hardened.h
+build/obj-hardened/os.o build/obj-hardened/hardened.o: HARDENED_SEAM :=
+build/obj-hardened/malloc.o: HARDENED_SEAM += -DGM_HARDENED_RAW
+build/obj-hardened/new_delete.o: GM_CFLAGS += -fexceptions
+
+build/obj-hardened/%.o: src/%.c $(HDRS) | build/obj-hardened
+	$(CC) $(GM_CFLAGS) -DGM_HARDENED $(HARDENED_SEAM) $(CFLAGS) -c $< -o $@
+
+build/$(HREALNAME): $(HOBJS)
+	$(CC) $(subst $(SONAME),$(HSONAME),$(GM_LDFLAGS)) $(CFLAGS) $(LDFLAGS) $(HOBJS) -o $@ -lpthread
+
+build/libgomalloc-hardened.so: build/$(HREALNAME)
+	ln -sf $(HREALNAME) build/$(HSONAME)
+	ln -sf $(HSONAME) $@
+
+build/libgomalloc-hardened.a: $(HOBJS)
+	rm -f $@ && $(AR) rcs $@ $(HOBJS)
+
 # The launcher finds the library relative to itself first (LIBREL, from
 # BINDIR to LIBDIR), then at LIBDIR; in build/ both are build/ itself.
 launcher = sed -e 's|@LIBDIR@|$(1)|' -e 's|@LIBREL@|$(2)|' -e 's|@SONAME@|$(SONAME)|' \
@@ -74,7 +103,7 @@ build/gomalloc: tools/gomalloc.in include/gomalloc.h | build
 build/man/%: man/% include/gomalloc.h | build/man
 	sed 's|@VERSION@|$(VERSION)|g' $< > $@
 
-build build/obj build/man:
+build build/obj build/man build/obj-hardened:
 	mkdir -p $@
 
 # The size class table is generated and checked in, as Go does.
@@ -87,6 +116,11 @@ test: all
 
 # Results go to bench/out/ (not tracked); `make bench-readme` refreshes the
 # figures the README shows (bench/results/).
+# libFuzzer over the gm_ API, both builds: make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 60
+fuzz: all
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 bench: all
 	bench/run.sh $(if $(QUICK),--quick)
 
@@ -104,7 +138,9 @@ LIBREL = $(shell realpath -m --relative-to='$(BINDIR)' '$(LIBDIR)')
 # Every file `make install` writes; `make uninstall` removes exactly these.
 INSTALLED = $(LIBDIR)/$(REALNAME) $(LIBDIR)/$(SONAME) $(LIBDIR)/libgomalloc.so \
             $(LIBDIR)/libgomalloc.a $(INCLUDEDIR)/gomalloc.h $(BINDIR)/gomalloc \
-            $(PKGCONFIGDIR)/gomalloc.pc $(MANDIR)/man1/gomalloc.1 $(MANDIR)/man3/gomalloc.3
+            $(PKGCONFIGDIR)/gomalloc.pc $(MANDIR)/man1/gomalloc.1 $(MANDIR)/man3/gomalloc.3 \
+            $(LIBDIR)/$(HREALNAME) $(LIBDIR)/$(HSONAME) $(LIBDIR)/libgomalloc-hardened.so \
+            $(LIBDIR)/libgomalloc-hardened.a
 
 install: all
 	install -d '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(BINDIR)' \
@@ -113,6 +149,10 @@ install: all
 	ln -sf $(REALNAME) '$(DESTDIR)$(LIBDIR)/$(SONAME)'
 	ln -sf $(SONAME) '$(DESTDIR)$(LIBDIR)/libgomalloc.so'
 	install -m 644 build/libgomalloc.a '$(DESTDIR)$(LIBDIR)/libgomalloc.a'
+	install -m 755 build/$(HREALNAME) '$(DESTDIR)$(LIBDIR)/$(HREALNAME)'
+	ln -sf $(HREALNAME) '$(DESTDIR)$(LIBDIR)/$(HSONAME)'
+	ln -sf $(HSONAME) '$(DESTDIR)$(LIBDIR)/libgomalloc-hardened.so'
+	install -m 644 build/libgomalloc-hardened.a '$(DESTDIR)$(LIBDIR)/libgomalloc-hardened.a'
 	install -m 644 include/gomalloc.h '$(DESTDIR)$(INCLUDEDIR)/gomalloc.h'
 	$(call launcher,$(LIBDIR),$(LIBREL)) > '$(DESTDIR)$(BINDIR)/gomalloc'
 	chmod 755 '$(DESTDIR)$(BINDIR)/gomalloc'
@@ -147,4 +187,4 @@ deb: all
 clean:
 	rm -rf build
 
-.PHONY: all test bench bench-instr bench-readme install uninstall deb clean sizeclasses
+.PHONY: all test fuzz bench bench-instr bench-readme install uninstall deb clean sizeclasses

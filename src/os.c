@@ -27,7 +27,38 @@
 
 static size_t metadata_bytes;
 
+#ifdef GM_FAULT_INJECT
+/* Test builds only (tests/fault/): the armed call of the chosen kinds, and
+ * with `sticky` every one after it, fails as the kernel would. */
+static unsigned fault_kinds;
+static long fault_countdown;
+static bool fault_sticky;
+static long fault_calls[3];
+
+void gm_fault_arm(unsigned kinds, long nth, bool sticky) {
+    __atomic_store_n(&fault_countdown, nth, __ATOMIC_RELAXED);
+    fault_sticky = sticky;
+    __atomic_store_n(&fault_kinds, kinds, __ATOMIC_RELEASE);
+}
+
+long gm_fault_calls(unsigned kind) {
+    return __atomic_load_n(&fault_calls[__builtin_ctz(kind)], __ATOMIC_RELAXED);
+}
+
+static bool fault_now(unsigned kind) {
+    __atomic_fetch_add(&fault_calls[__builtin_ctz(kind)], 1, __ATOMIC_RELAXED);
+    if (!(__atomic_load_n(&fault_kinds, __ATOMIC_ACQUIRE) & kind))
+        return false;
+    long left = __atomic_sub_fetch(&fault_countdown, 1, __ATOMIC_RELAXED);
+    return left == 0 || (left < 0 && fault_sticky);
+}
+#else
+#define fault_now(kind) false
+#endif
+
 void *os_reserve_at(uintptr_t hint, size_t bytes) {
+    if (fault_now(GM_FAULT_MMAP))
+        return NULL;
     int saved = errno;
     void *p = mmap((void *)hint, bytes, PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
@@ -42,6 +73,8 @@ void *os_reserve_at(uintptr_t hint, size_t bytes) {
 }
 
 bool os_commit(void *addr, size_t bytes) {
+    if (fault_now(GM_FAULT_MPROTECT))
+        return false;
     int saved = errno;
     bool ok = mprotect(addr, bytes, PROT_READ | PROT_WRITE) == 0;
     errno = saved;
@@ -49,6 +82,8 @@ bool os_commit(void *addr, size_t bytes) {
 }
 
 bool os_release(void *addr, size_t bytes) {
+    if (fault_now(GM_FAULT_MADVISE))
+        return false;
     int saved = errno;
     /* The kernel refuses for mlocked pages (EINVAL) and a seccomp filter may
      * deny the call: then the pages keep their contents, and the caller
@@ -59,6 +94,8 @@ bool os_release(void *addr, size_t bytes) {
 }
 
 void *os_alloc_metadata(size_t bytes) {
+    if (fault_now(GM_FAULT_MMAP))
+        return NULL;
     int saved = errno;
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

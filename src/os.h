@@ -26,4 +26,13 @@ GM_INTERNAL int os_dup_high(int fd);
 /* Bytes mapped by os_alloc_metadata so far. */
 GM_INTERNAL size_t os_metadata_bytes(void);
 
+#ifdef GM_FAULT_INJECT
+/* Test builds only: makes the nth call (1 = the next) of the given kinds
+ * fail, and with sticky every later one too; kinds 0 disarms.  Calls are
+ * counted per kind whether armed or not. */
+enum { GM_FAULT_MMAP = 1, GM_FAULT_MPROTECT = 2, GM_FAULT_MADVISE = 4 };
+GM_INTERNAL void gm_fault_arm(unsigned kinds, long nth, bool sticky);
+GM_INTERNAL long gm_fault_calls(unsigned kind);
+#endif
+
 #endif

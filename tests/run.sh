@@ -214,6 +214,53 @@ T_death() {
         run 120 "${PRELOAD[@]}" "$OUT/test_death"
 }
 
+# heap misuse (tests/misuse/misuse.c): the default build's labels (those
+# still wrong are listed there as expected failures) and what the hardened
+# build catches; tests/misuse/run.sh prints the whole table, glibc included.
+HARDENED_LIB=$LIBDIR/libgomalloc-hardened.so
+need_hardened() {
+    if [ ! -f "$HARDENED_LIB" ]; then
+        fail "${HARDENED_LIB#"$ROOT"/} missing: run make"
+        return 1
+    fi
+    return 0
+}
+T_misuse_default() {
+    need_lib && build "$CC" $TEST_CFLAGS -fno-builtin tests/misuse/misuse.c -o "$OUT/misuse" -ldl &&
+        run 120 "$OUT/misuse" check default "$LIB"
+}
+T_misuse_hardened() {
+    need_hardened &&
+        build "$CC" $TEST_CFLAGS -fno-builtin tests/misuse/misuse.c -o "$OUT/misuse_h" -ldl &&
+        run 120 "$OUT/misuse_h" check hardened "$HARDENED_LIB"
+}
+# The hardened build keeps every promise of the API, with threads and fork.
+T_api_hardened() {
+    need_hardened &&
+        build "$CC" $TEST_CFLAGS tests/api/test_api.c -o "$OUT/test_api_h" -ldl -rdynamic &&
+        run 180 LD_PRELOAD="$HARDENED_LIB" GMTEST_IMPL=gomalloc "$OUT/test_api_h"
+}
+T_stress_hardened() {
+    need_hardened &&
+        build "$CC" $TEST_CFLAGS -pthread tests/stress/test_stress.c -o "$OUT/test_stress_h" &&
+        run 180 LD_PRELOAD="$HARDENED_LIB" GMTEST_IMPL=gomalloc "$OUT/test_stress_h" --seconds 4
+}
+
+# fault injection: the sources of either build with GM_FAULT_INJECT; the
+# Nth mmap/mprotect/madvise fails (tests/fault/run.sh builds and runs it)
+T_fault_default() { run 240 CC="$CC" bash tests/fault/run.sh default; }
+T_fault_hardened() { run 240 CC="$CC" bash tests/fault/run.sh hardened; }
+
+# libFuzzer over the gm_ API, both builds, 45 s (`make fuzz FUZZ_SECONDS=N`
+# runs it longer); skipped, with the reason, without clang and libFuzzer.
+T_fuzz() {
+    if tests/fuzz/setup.sh >/dev/null 2>"$LOGS/fuzz.setup.log"; then
+        run 300 bash tests/fuzz/run.sh "${FUZZ_SECONDS:-45}"
+    else
+        skip "$(tail -n 1 "$LOGS/fuzz.setup.log")"
+    fi
+}
+
 # threads
 T_stress_preload() {
     need_lib && build "$CC" $TEST_CFLAGS -pthread tests/stress/test_stress.c -o "$OUT/test_stress" &&
@@ -361,11 +408,12 @@ T_prog_sort() { need_lib && run 240 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/pro
 
 # Longest first (sanitizer builds compile every source file).
 TESTS=(
-    stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan
+    fuzz stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan
     api_gm_ubsan stress_gm prog_gcc api_preload api_static api_gm prog_git prog_python
     prog_perl thread_exit release early cxx cxx_link cxx_new_preload options launcher install
     deb stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
     unit_pagealloc calloc_refused window death unit_sizeclasses
+    api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default
 )
 
 # --------------------------------------------------------------- the runner
