@@ -33,11 +33,14 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 GM_CFLAGS := -std=c11 -Wall -Wextra -fPIC -fvisibility=hidden -Iinclude -Isrc \
              -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc \
              -fno-builtin-realloc -ftls-model=initial-exec
-GM_LDFLAGS := -shared -Wl,-Bsymbolic-functions -Wl,-z,nodelete -Wl,-soname,$(SONAME)
+# The heap profiler's unwinder (libgcc's) is linked in and kept private, so
+# the library still needs nothing but libc.
+GM_LDFLAGS := -shared -Wl,-Bsymbolic-functions -Wl,-z,nodelete -Wl,-soname,$(SONAME) \
+              -static-libgcc -Wl,--exclude-libs,ALL
 
 # One file per tier, bottom up; then the public names.  Add a file here.
 SRCS := os.c arena.c mpagealloc.c mheap.c mspan.c mcentral.c mcache.c tiny.c proc.c malloc.c
-SRCS += mstats.c options.c override.c new_delete.c
+SRCS += mstats.c mprof.c mheapmap.c options.c override.c new_delete.c
 OBJS := $(SRCS:%.c=build/obj/%.o)
 HDRS := $(wildcard src/*.h) include/gomalloc.h
 

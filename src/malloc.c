@@ -12,6 +12,11 @@
  *
  * errno follows the glibc manual pages; free() never changes it.  No lock is
  * taken here.
+ *
+ * The heap profiler (mprof.c) costs one countdown per allocation
+ * (mprof_alloc, in each public entry point, so that it knows the caller) and
+ * one flag test per free (the span's `sampled` byte, on the line free reads
+ * anyway).
  */
 #include "gomalloc.h"
 
@@ -21,6 +26,7 @@
 
 #include "arena.h"
 #include "mheap.h"
+#include "mprof.h"
 #include "options.h"
 #include "proc.h"
 #include "tiny.h"
@@ -37,6 +43,9 @@ static GM_COLD void *fail_enomem(void) {
 static inline void bad_pointer(const char *caller, const void *p) {
     gm_bad_pointer(caller, p, false);
 }
+
+/* Where the public entry point was called from: the profile's first frame. */
+#define CALLER() __builtin_return_address(0)
 
 /* ---- allocation ---- */
 
@@ -99,7 +108,7 @@ static inline __attribute__((always_inline)) void *alloc_small(size_t size) {
     return alloc_class(gm_tls_mcache, spc);
 }
 
-void *gm_malloc(size_t size) {
+static inline __attribute__((always_inline)) void *malloc_impl(size_t size) {
     if (likely(size <= GM_SMALL_SIZE_MAX))
         return alloc_smallest(size);
     if (likely(size <= GM_MAX_SMALL_SIZE))
@@ -109,16 +118,21 @@ void *gm_malloc(size_t size) {
     return alloc_large(size, 1, false);
 }
 
+void *gm_malloc(size_t size) { return mprof_alloc(malloc_impl(size), size, CALLER()); }
+
 void *gm_calloc(size_t nmemb, size_t size) {
     size_t total;
     if (unlikely(__builtin_mul_overflow(nmemb, size, &total) || total > MAX_REQUEST))
         return fail_enomem();
-    if (total > GM_MAX_SMALL_SIZE)
-        return alloc_large(total, 1, true);
-    void *p = alloc_small(total);
-    if (likely(p))
-        memset(p, 0, total);
-    return p;
+    void *p;
+    if (total > GM_MAX_SMALL_SIZE) {
+        p = alloc_large(total, 1, true);
+    } else {
+        p = alloc_small(total);
+        if (likely(p))
+            memset(p, 0, total);
+    }
+    return mprof_alloc(p, total, CALLER());
 }
 
 /* An object of `size` bytes whose address is a multiple of align (a power of
@@ -128,7 +142,7 @@ static void *alloc_aligned(size_t align, size_t size) {
     if (unlikely(size > MAX_REQUEST || align > GM_HEAP_RANGE))
         return fail_enomem();
     if (align <= GM_MIN_ALIGN && (size >= GM_MIN_ALIGN || align <= 1))
-        return gm_malloc(size);
+        return malloc_impl(size);
     size_t need = size > align ? size : align;
     if (align <= GM_PAGE_SIZE && need <= GM_MAX_SMALL_SIZE) {
         for (unsigned c = gm_size_to_class(need); c < GM_NUM_SIZE_CLASSES; c++) {
@@ -147,7 +161,7 @@ int gm_posix_memalign(void **memptr, size_t alignment, size_t size) {
     if (!is_pow2(alignment) || alignment % sizeof(void *) != 0)
         return EINVAL;
     int saved = errno;
-    void *p = alloc_aligned(alignment, size);
+    void *p = mprof_alloc(alloc_aligned(alignment, size), size, CALLER());
     errno = saved;
     if (!p)
         return ENOMEM;
@@ -160,7 +174,7 @@ void *gm_aligned_alloc(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
-    return alloc_aligned(alignment, size);
+    return mprof_alloc(alloc_aligned(alignment, size), size, CALLER());
 }
 
 /* As the manual page says: an alignment that is not a power of two is
@@ -170,18 +184,21 @@ void *gm_memalign(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
-    return alloc_aligned(alignment, size);
+    return mprof_alloc(alloc_aligned(alignment, size), size, CALLER());
 }
 
 #define SYSTEM_PAGE 4096
 
-void *gm_valloc(size_t size) { return alloc_aligned(SYSTEM_PAGE, size); }
+void *gm_valloc(size_t size) {
+    return mprof_alloc(alloc_aligned(SYSTEM_PAGE, size), size, CALLER());
+}
 
 void *gm_pvalloc(size_t size) {
     size_t rounded;
     if (__builtin_add_overflow(size, SYSTEM_PAGE - 1, &rounded))
         return fail_enomem();
-    return alloc_aligned(SYSTEM_PAGE, rounded & ~(size_t)(SYSTEM_PAGE - 1));
+    size_t n = rounded & ~(size_t)(SYSTEM_PAGE - 1);
+    return mprof_alloc(alloc_aligned(SYSTEM_PAGE, n), n, CALLER());
 }
 
 /* ---- freeing ---- */
@@ -200,6 +217,8 @@ static inline __attribute__((always_inline)) void free_impl(void *p, const char 
     mspan *s = spanof(p);
     if (unlikely(!s))
         bad_pointer(caller, p);
+    if (unlikely(__atomic_load_n(&s->sampled, __ATOMIC_ACQUIRE)))
+        mprof_free(p);
     mcache *mc = gm_tls_mcache;
     if (likely(__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == mc))
         mcache_free_owned(mc, s, p, caller);
@@ -250,8 +269,8 @@ size_t gm_malloc_usable_size(void *p) {
 
 /* ---- realloc ---- */
 
-static void *realloc_move(void *p, size_t old_usable, size_t size) {
-    void *q = gm_malloc(size);
+static void *realloc_move(void *p, size_t old_usable, size_t size, void *caller) {
+    void *q = mprof_alloc(malloc_impl(size), size, caller);
     if (!q)
         return NULL;
     memcpy(q, p, old_usable < size ? old_usable : size);
@@ -261,7 +280,7 @@ static void *realloc_move(void *p, size_t old_usable, size_t size) {
 
 void *gm_realloc(void *p, size_t size) {
     if (!p)
-        return gm_malloc(size);
+        return mprof_alloc(malloc_impl(size), size, CALLER());
     if (size == 0) {
         free_impl(p, "realloc");
         return NULL;
@@ -288,7 +307,7 @@ void *gm_realloc(void *p, size_t size) {
             return p;
         }
     }
-    return realloc_move(p, usable, size);
+    return realloc_move(p, usable, size, CALLER());
 }
 
 void *gm_reallocarray(void *p, size_t nmemb, size_t size) {

@@ -30,6 +30,7 @@
 #include "options.h"
 
 #include "gomalloc.h"
+#include "mprof.h"
 #include "os.h"
 
 #include <fcntl.h>
@@ -50,6 +51,7 @@ gm_options gm_opt = {
     .scavenge_tick_ns = 100ull * 1000000,
     .retain_bytes = (size_t)64 << 20,
     .grow_bytes = GM_CHUNK_SIZE,
+    .profile_rate = SIZE_MAX,
 };
 
 #define GM_STRINGIFY_(x) #x
@@ -105,8 +107,15 @@ typedef struct {
     { #name, OPT_CHOICE, offsetof(gm_options, field), sizeof(((gm_options *)0)->field),   \
       help, choices }
 
+/* GOMALLOC_STATS: a boolean, or json. */
+static const opt_choice stats_choices[] = {
+    {"0", GM_STATS_OFF}, {"false", GM_STATS_OFF}, {"off", GM_STATS_OFF}, {"no", GM_STATS_OFF},
+    {"1", GM_STATS_TEXT}, {"true", GM_STATS_TEXT}, {"on", GM_STATS_TEXT}, {"yes", GM_STATS_TEXT},
+    {"json", GM_STATS_JSON}, {NULL, 0}};
+
 static const opt_def opts[] = {
-    OPT(OPT_BOOL, stats, stats_at_exit, "print the heap report on stderr at exit"),
+    OPT_CHOICES(stats, stats_mode, stats_choices,
+                "the heap report on stderr at exit (1), or the statistics as JSON (json)"),
     OPT(OPT_BOOL, tiny, tiny, "pack requests of 1-4 bytes into shared 16-byte blocks"),
     OPT(OPT_MS, scavenge_delay_ms, scavenge_delay_ns, "free pages idle this long go to the OS"),
     OPT(OPT_SIZE, retain, retain_bytes, "free memory kept resident regardless"),
@@ -115,6 +124,13 @@ static const opt_def opts[] = {
     OPT(OPT_SIZE_MIB, memlimit_mb, memlimit_bytes, "memlimit, a bare number in MiB"),
     OPT(OPT_BOOL, background, background, "run the scavenger in a background thread"),
     OPT(OPT_BOOL, verbose, verbose, "print version, library path and options at start-up"),
+    OPT(OPT_STRING, stats_file, stats_file, "file for the JSON statistics (%p: the pid)"),
+    OPT(OPT_UINT, stats_pid, stats_pid, "only this process writes reports at exit (0: any)"),
+    OPT(OPT_STRING, profile, profile, "write a heap profile (pprof) here at exit (%p: the pid)"),
+    OPT(OPT_SIZE, profile_rate, profile_rate, "bytes allocated per profile sample (1: all, 0: off)"),
+    OPT(OPT_STRING, profile_signal, profile_signal, "also write the profile on this signal"),
+    OPT(OPT_BOOL, leaks, leaks, "print the call stacks still holding memory at exit"),
+    OPT(OPT_STRING, heap_map, heap_map, "draw the heap as SVG here at exit (%p: the pid)"),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -609,10 +625,12 @@ void options_init(void) {
     if (&gomalloc_conf && gomalloc_conf)
         apply_conf("gomalloc_conf", gomalloc_conf);
     apply_environ();
+    gm_opt.stats_at_exit = gm_opt.stats_mode == GM_STATS_TEXT;
     if (gm_opt.stats_at_exit)
         gm_opt.stats_fd = os_dup_high(2);
     if (gm_opt.scavenge_delay_ns < gm_opt.scavenge_tick_ns)
         gm_opt.scavenge_tick_ns = gm_opt.scavenge_delay_ns ? gm_opt.scavenge_delay_ns : 1;
+    obs_options_init(); /* profiling, JSON stats, heap map (mstats.c) */
     if (gm_opt.verbose)
         print_verbose();
     /* Only now: a later call must not return before the fields are set.
