@@ -14,9 +14,9 @@
  * taken here.
  *
  * The heap profiler (mprof.c) costs one countdown per allocation
- * (mprof_alloc, in each public entry point, so that it knows the caller) and
- * one flag test per free (the span's `sampled` byte, on the line free reads
- * anyway).
+ * (mprof_countdown before malloc and calloc, mprof_alloc after the others,
+ * in each public entry point, so that it knows the caller) and one flag test
+ * per free (the span's `sampled` byte, on the line free reads anyway).
  */
 #include "gomalloc.h"
 
@@ -118,21 +118,40 @@ static inline __attribute__((always_inline)) void *malloc_impl(size_t size) {
     return alloc_large(size, 1, false);
 }
 
-void *gm_malloc(size_t size) { return mprof_alloc(malloc_impl(size), size, CALLER()); }
+/* The sampled roads: out of line, so the fast paths keep no frame for
+ * them; the countdown has already been taken.  They are entered by a tail
+ * call, so their own return address is the program's (were the call not a
+ * tail call, the stack would show one frame of the entry point more). */
+static GM_NOINLINE void *malloc_sampled(size_t size) {
+    return mprof_alloc_slow(malloc_impl(size), size, CALLER());
+}
+
+void *gm_malloc(size_t size) {
+    if (unlikely(mprof_countdown(size)))
+        return malloc_sampled(size);
+    return malloc_impl(size);
+}
+
+static inline void *calloc_impl(size_t total) {
+    if (total > GM_MAX_SMALL_SIZE)
+        return alloc_large(total, 1, true);
+    void *p = alloc_small(total);
+    if (likely(p))
+        memset(p, 0, total);
+    return p;
+}
+
+static GM_NOINLINE void *calloc_sampled(size_t total) {
+    return mprof_alloc_slow(calloc_impl(total), total, CALLER());
+}
 
 void *gm_calloc(size_t nmemb, size_t size) {
     size_t total;
     if (unlikely(__builtin_mul_overflow(nmemb, size, &total) || total > MAX_REQUEST))
         return fail_enomem();
-    void *p;
-    if (total > GM_MAX_SMALL_SIZE) {
-        p = alloc_large(total, 1, true);
-    } else {
-        p = alloc_small(total);
-        if (likely(p))
-            memset(p, 0, total);
-    }
-    return mprof_alloc(p, total, CALLER());
+    if (unlikely(mprof_countdown(total)))
+        return calloc_sampled(total);
+    return calloc_impl(total);
 }
 
 /* An object of `size` bytes whose address is a multiple of align (a power of
@@ -213,17 +232,32 @@ static GM_NOINLINE void free_other(mspan *s, void *p, const char *caller) {
         mheap_free_large(s, p, caller);
 }
 
-static inline __attribute__((always_inline)) void free_impl(void *p, const char *caller) {
-    mspan *s = spanof(p);
-    if (unlikely(!s))
-        bad_pointer(caller, p);
-    if (unlikely(__atomic_load_n(&s->sampled, __ATOMIC_ACQUIRE)))
-        mprof_free(p);
+/* Hands p to whoever frees it: its owner's fast path, or the others. */
+static inline __attribute__((always_inline)) void free_in_span(mspan *s, void *p,
+                                                              const char *caller) {
     mcache *mc = gm_tls_mcache;
     if (likely(__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == mc))
         mcache_free_owned(mc, s, p, caller);
     else
         free_other(s, p, caller);
+}
+
+/* A free in a span holding profiler samples: out of line, so that the fast
+ * path keeps nothing across the profiler's call. */
+static GM_NOINLINE void free_sampled(mspan *s, void *p, const char *caller) {
+    mprof_free(s, p);
+    free_in_span(s, p, caller);
+}
+
+static inline __attribute__((always_inline)) void free_impl(void *p, const char *caller) {
+    mspan *s = spanof(p);
+    if (unlikely(!s))
+        bad_pointer(caller, p);
+    if (unlikely(__atomic_load_n(&s->sampled, __ATOMIC_ACQUIRE))) {
+        free_sampled(s, p, caller);
+        return;
+    }
+    free_in_span(s, p, caller);
 }
 
 void gm_free(void *p) {

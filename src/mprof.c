@@ -29,7 +29,10 @@
  * allocations and frees.  Live samples sit in an open-addressing table
  * (linear probing, deletion by backward shift) from address to bucket.  A
  * sampled block's span is marked (mspan.sampled) so that free() looks the
- * table up only for blocks in marked spans.  All of it lives in memory from
+ * table up only for blocks in marked spans.  The mark counts the span's
+ * live samples (up to 254; at 255 it stays set until the span is set up
+ * anew), so that a span whose samples are all freed costs its frees nothing
+ * more.  All of it lives in memory from
  * os_alloc_metadata: nothing here calls malloc.
  *
  * Output.  A pprof profile (profile.proto): Go's four heap sample types
@@ -74,6 +77,8 @@
 #define COUNTDOWN_NEVER (INTPTR_MAX / 2)
 /* Before the options can be read: look again after this many bytes. */
 #define COUNTDOWN_RECHECK ((intptr_t)64 << 10)
+/* mspan.sampled counts live samples up to this; from there it stays set. */
+#define SPAN_SAMPLED_STICKY 255
 
 __thread intptr_t gm_prof_countdown __attribute__((tls_model("initial-exec")));
 static __thread bool prof_thread_ready __attribute__((tls_model("initial-exec")));
@@ -327,11 +332,18 @@ static void fork_prepare(void) { gm_lock(&prof_lock); }
 static void fork_parent(void) { gm_unlock(&prof_lock); }
 static void fork_child(void) { gm_lock_reinit(&prof_lock); }
 
+/* Registered the first time prof_lock may be taken (a sample, a profile
+ * written, a report), outside any lock: pthread_atfork allocates. */
+static void ensure_fork_handlers(void) {
+    if (!__atomic_load_n(&fork_handlers_registered, __ATOMIC_ACQUIRE) &&
+        !__atomic_exchange_n(&fork_handlers_registered, 1, __ATOMIC_ACQ_REL))
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 static bool options_known(void) { return __atomic_load_n(&gm_obs.profile_rate, __ATOMIC_ACQUIRE) != 0; }
 
-static GM_NOINLINE void record_sample(void *p, size_t size, uintptr_t start) {
-    if (!__atomic_exchange_n(&fork_handlers_registered, 1, __ATOMIC_ACQ_REL))
-        pthread_atfork(fork_prepare, fork_parent, fork_child); /* may allocate: prof_busy is set */
+static inline void record_sample(void *p, size_t size, uintptr_t start) {
+    ensure_fork_handlers(); /* its allocations are not sampled: prof_busy is set */
     uintptr_t pcs[MAX_STACK];
     int n = capture_stack(pcs, start);
     mspan *s = spanof(p);
@@ -344,7 +356,9 @@ static GM_NOINLINE void record_sample(void *p, size_t size, uintptr_t start) {
             addr_count++;
         b->allocs++;
         /* After the insert: whoever frees p saw p handed out, so sees this. */
-        __atomic_store_n(&s->sampled, 1, __ATOMIC_RELEASE);
+        uint8_t n = __atomic_load_n(&s->sampled, __ATOMIC_RELAXED);
+        if (n < SPAN_SAMPLED_STICKY)
+            __atomic_store_n(&s->sampled, (uint8_t)(n + 1), __ATOMIC_RELEASE);
     }
     prof_unlock();
 }
@@ -383,16 +397,22 @@ void *mprof_alloc_slow(void *p, size_t size, void *ret_addr) {
     return p;
 }
 
-void mprof_free(const void *p) {
+void mprof_free(mspan *s, const void *p) {
     gm_lock(&prof_lock);
     bucket *b = addr_remove((uintptr_t)p);
-    if (b)
+    if (b) {
         b->frees++;
+        /* The span's last sample gone: its frees are fast again. */
+        uint8_t n = __atomic_load_n(&s->sampled, __ATOMIC_RELAXED);
+        if (n > 0 && n < SPAN_SAMPLED_STICKY)
+            __atomic_store_n(&s->sampled, (uint8_t)(n - 1), __ATOMIC_RELAXED);
+    }
     prof_unlock();
 }
 
 void mprof_inuse(uint64_t *objects, uint64_t *bytes) {
     uint64_t o = 0, by = 0;
+    ensure_fork_handlers();
     gm_lock(&prof_lock);
     for (bucket *b = all_buckets; b; b = b->allnext) {
         o += b->allocs - b->frees;
@@ -770,6 +790,7 @@ static int write_profile_file(const char *path) {
 
 int mprof_write_path(const char *path) {
     int saved = errno;
+    ensure_fork_handlers();
     gm_lock(&prof_lock);
     int r = write_profile_file(path);
     prof_unlock();
@@ -879,6 +900,7 @@ static void print_frame(int fd, int i, uintptr_t pc) {
 void mprof_leak_report(int fd) {
     char line[256];
     int n;
+    ensure_fork_handlers();
     gm_lock(&prof_lock);
     size_t rate = gm_obs.profile_rate;
     size_t live = 0;

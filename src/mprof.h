@@ -41,22 +41,32 @@ GM_INTERNAL void obs_options_init(void);
 extern __thread intptr_t gm_prof_countdown GM_INTERNAL
     __attribute__((tls_model("initial-exec")));
 
+/* The countdown ran out with the allocation of p (NULL if it failed):
+ * records p as a sample if profiling is on, and redraws the countdown. */
 GM_INTERNAL void *mprof_alloc_slow(void *p, size_t size, void *ret_addr);
+
+/* Takes size off the countdown: true when this allocation is to be sampled
+ * (then pass the block to mprof_alloc_slow). */
+static inline bool mprof_countdown(size_t size) {
+    /* Unsigned: a failing request of an impossible size must not overflow. */
+    intptr_t c = (intptr_t)((uintptr_t)gm_prof_countdown - size);
+    gm_prof_countdown = c;
+    return c <= 0;
+}
 
 /* Called with every block handed out: a subtraction and a branch.  ret_addr
  * is the return address of the public entry point (the caller's code), where
  * the recorded stack starts. */
 static inline void *mprof_alloc(void *p, size_t size, void *ret_addr) {
-    intptr_t c = gm_prof_countdown - (intptr_t)size;
-    gm_prof_countdown = c;
-    if (unlikely(c <= 0))
+    if (unlikely(mprof_countdown(size)))
         return mprof_alloc_slow(p, size, ret_addr);
     return p;
 }
 
-/* p is being freed and its span is marked sampled: forget p if it is a
+struct mspan;
+/* p is being freed and its span s is marked sampled: forget p if it is a
  * sample.  Called before the block is released. */
-GM_INTERNAL void mprof_free(const void *p);
+GM_INTERNAL void mprof_free(struct mspan *s, const void *p);
 
 /* Writes the heap profile (gzipped pprof protobuf) to path; 0 or -1. */
 GM_INTERNAL int mprof_write_path(const char *path);
