@@ -350,7 +350,7 @@ int heapmap_write(int fd) {
         width, height, width, height);
     put(o, "<style>.large{fill:#2b3a55}.free{fill:#f2b134}.released{fill:#ececec}"
            ".held{fill:#b48ead}.chunk{fill:none;stroke:#999;stroke-width:0.5}"
-           "rect:hover,path:hover{stroke:#000;stroke-width:1}</style>\n");
+           "rect:hover,path:hover{stroke:#000;stroke-width:1}text{white-space:pre}</style>\n");
     put(o, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     uint64_t spans = 0;
     for (unsigned c = 1; c < GM_NUM_SPAN_CLASSES; c++)
@@ -383,9 +383,13 @@ int heapmap_write(int fd) {
         int x = MARGIN + col * col_w;
         unsigned fill = totals[c].capacity ? (unsigned)(totals[c].live * 100 / totals[c].capacity) : 0;
         put(o, "<g class=\"legend-class\"><rect x=\"%d\" y=\"%d\" width=\"24\" height=\"10\" "
-               "fill=\"hsl(%u,65%%,55%%)\"/><text x=\"%d\" y=\"%d\">%s%u %5u B %6llu spans %3u%%</text></g>\n",
-            x, ly - 9, class_hue(c), x + 32, ly, tiny ? "tiny " : "", c,
-            tiny ? GM_TINY_BLOCK : gm_class_size[c], (unsigned long long)totals[c].spans, fill);
+               "fill=\"hsl(%u,65%%,55%%)\"/><text x=\"%d\" y=\"%d\">%s%u</text>"
+               "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%u B</text>"
+               "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%llu spans</text>"
+               "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%u%% full</text></g>\n",
+            x, ly - 9, class_hue(c), x + 32, ly, tiny ? "tiny " : "", c, x + 135, ly,
+            tiny ? GM_TINY_BLOCK : gm_class_size[c], x + 225, ly,
+            (unsigned long long)totals[c].spans, x + 300, ly, fill);
         if (++col == LEGEND_COLS) {
             col = 0;
             ly += LEGEND_ROW;

@@ -316,6 +316,8 @@ T_profile() {
     need_lib &&
         build "$CC" $TEST_CFLAGS -fomit-frame-pointer -pthread tests/profile/prof_prog.c \
             -o "$OUT/prof_prog" "$LIB" $RPATH -rdynamic &&
+        build "$CC" $TEST_CFLAGS -pthread -DAPI_GM tests/stress/test_stress.c \
+            -o "$OUT/test_stress_prof" "$LIB" $RPATH &&
         run 240 GM_ROOT="$ROOT" GMTEST_BIN="$OUT" bash tests/profile/test_profile.sh
 }
 T_observe() {

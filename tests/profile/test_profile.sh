@@ -5,7 +5,8 @@
 #    when go is installed) gives each its share within sampling error;
 #  - GOMALLOC_PROFILE_RATE=1 counts every allocation exactly;
 #  - the launcher's --profile, gm_profile_write(), GOMALLOC_PROFILE_SIGNAL;
-#  - threads and fork: both processes write valid profiles (%p);
+#  - threads and fork: both processes write valid profiles (%p); the
+#    stress test passes with profiling on;
 #  - gomalloc --leaks finds a planted leak, exactly, first.
 # Environment (set by tests/run.sh): GM_ROOT, GMTEST_BIN.
 set -u
@@ -88,6 +89,15 @@ for f in "$t"/thr.*.pb.gz; do
     grep -q '^thread_main ' "$t/thr.txt" || bad "threads: no thread_main in $f"
 done
 [ $n -eq 2 ] || bad "threads: $n profiles, want 2 (the parent and its forked child)"
+
+# The stress test (threads, fork, every size) with a sample every 4 KiB and
+# the profile written by each process at exit.
+GOMALLOC_PROFILE="$t/stress.%p.pb.gz" GOMALLOC_PROFILE_RATE=4096 "$BIN/test_stress_prof" \
+    --seconds 4 >"$t/stress.txt" 2>&1 || { bad "stress test under profiling failed"; tail -5 "$t/stress.txt" >&2; }
+for f in "$t"/stress.*.pb.gz; do
+    python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import pprof_read as p; assert p.load(sys.argv[2])["samples"]' \
+        "$ROOT/tests/profile" "$f" || bad "stress: $f is not a valid profile"
+done
 
 # 6. leaks
 "$ROOT/build/gomalloc" --leaks "$PROG" leak 2>"$t/leak.txt" || bad "gomalloc --leaks exited $?"
