@@ -31,6 +31,7 @@
 
 #include "gomalloc.h"
 #include "proc.h"
+#include "tiny.h"
 #include "mheap.h"
 #include "mprof.h"
 #include "options.h"
@@ -364,9 +365,9 @@ static void print_report(int fd) {
          human(b2, sizeof b2, s.heap.large_inuse_bytes), "",
          (unsigned long long)s.heap.large_allocs, (unsigned long long)s.heap.large_frees);
     if (s.caches.tiny_allocs)
-        emit(&o, "(tiny: %llu pieces of under %u bytes allocated, %llu freed, packed into the "
+        emit(&o, "(tiny: %llu pieces of up to %u bytes allocated, %llu freed, packed into the "
                  "16-byte blocks counted above)\n",
-             (unsigned long long)s.caches.tiny_allocs, GM_TINY_BLOCK,
+             (unsigned long long)s.caches.tiny_allocs, GM_TINY_MAX,
              (unsigned long long)s.caches.tiny_frees);
     flush(&o);
 }

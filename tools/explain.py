@@ -46,6 +46,17 @@ def gomalloc_table():
     return [None] + list(zip(sizes, pages, objs))[1:], max_small, align
 
 
+def gomalloc_tiny_max():
+    """The largest request the tiny allocator packs (GM_TINY_MAX in tiny.h)."""
+    for p in (".", "../src"):
+        path = os.path.join(HERE, p, "tiny.h")
+        if os.path.exists(path):
+            m = re.search(r"#define GM_TINY_MAX (\d+)", open(path).read())
+            if m:
+                return int(m.group(1))
+    return TINY_BLOCK - 1
+
+
 def go_table():
     out = subprocess.run([sys.executable, find("mksizeclasses.py", "."), "--go", "--tsv"],
                          capture_output=True, text=True, check=True).stdout
@@ -79,10 +90,10 @@ def alignment_of(size):
     return min(a, PAGE)
 
 
-def explain(n, classes, max_small, min_align, go):
+def explain(n, classes, max_small, min_align, go, tiny_max):
     req = max(n, 1)
     print("malloc(%d)" % n)
-    if req < TINY_BLOCK:
+    if req <= tiny_max:
         align = min(1 << (req.bit_length() - 1), 8)
         print("  tiny: a %d-byte piece of the thread's 16-byte block, aligned to %d B" % (req, align))
         print("        (several tiny requests share one block; it is freed when all its pieces are)")
@@ -110,9 +121,14 @@ def explain(n, classes, max_small, min_align, go):
               (slot_waste, 100.0 * slot_waste / size, tail, 100.0 * tail / span))
         print("  alignment: %d B (every request of %d B or more gets at least %d B)" %
               (alignment_of(size), min_align, min_align))
-        print("  hit : mcache, a free slot of the thread's class-%d span (ctz on the allocation "
+        print("  hit : mcache, a free slot of the thread's class-%d span (ctz on the free "
               "bits): no lock, no atomic" % cls)
-        print("  miss: mcentral for class %d (its lock): a span with free slots, or else" % cls)
+        if go:
+            print("  miss: mcentral for class %d (its lock): a span with free slots, or else" % cls)
+        else:
+            print("  miss: mcache again: another of the thread's class-%d spans with free slots "
+                  "(its partial list, or slots other threads freed), or else" % cls)
+            print("        mcentral for class %d (its lock): a span with free slots, or else" % cls)
         print("        mheap (heap lock): %d fresh page(s) for a new span, or else" % pages)
         print("        OS: the heap commits another %s chunk" % human(CHUNK))
         return
@@ -133,9 +149,11 @@ def main(argv):
         print(__doc__.strip())
         return 0 if sizes else 2
     classes, max_small, min_align = go_table() if go else gomalloc_table()
+    # Go packs pointer-free requests under 16 bytes; gomalloc up to GM_TINY_MAX.
+    tiny_max = TINY_BLOCK - 1 if go else gomalloc_tiny_max()
     print("table: %s (%d size classes)" % ("Go's" if go else "gomalloc's", len(classes) - 1))
     for s in sizes:
-        explain(parse_size(s), classes, max_small, min_align, go)
+        explain(parse_size(s), classes, max_small, min_align, go, tiny_max)
     return 0
 
 
