@@ -81,6 +81,7 @@ typedef enum {
     OPT_MS,       /* milliseconds, or with an ms/s suffix -> a uint64_t of ns */
     OPT_UINT,     /* a plain number -> an unsigned integer field of any width */
     OPT_CHOICE,   /* one of the row's named choices -> an int field */
+    OPT_BOOL_OR,  /* a boolean (0 or 1), or one of the row's named choices -> an int field */
     OPT_STRING,   /* any text (a path) -> a const char * field */
 } opt_kind;
 
@@ -96,26 +97,27 @@ typedef struct {
     size_t offset;    /* of the field in gm_options */
     size_t width;     /* of that field, in bytes */
     const char *help; /* one line, for the verbose listing's readers */
-    const opt_choice *choices; /* OPT_CHOICE only */
+    const opt_choice *choices; /* OPT_CHOICE and OPT_BOOL_OR only */
 } opt_def;
 
 #define OPT(kind, name, field, help)                                                     \
     { #name, kind, offsetof(gm_options, field), sizeof(((gm_options *)0)->field), help, NULL }
 /* e.g. OPT_CHOICES(thp, thp, thp_choices, "...") with
  * static const opt_choice thp_choices[] = {{"never", 1}, ..., {NULL, 0}}; */
+/* A boolean that also takes a few names: OPT_BOOL_OR_CHOICES(stats, ...). */
+#define OPT_BOOL_OR_CHOICES(name, field, choices, help)                                  \
+    { #name, OPT_BOOL_OR, offsetof(gm_options, field), sizeof(((gm_options *)0)->field),  \
+      help, choices }
 #define OPT_CHOICES(name, field, choices, help)                                          \
     { #name, OPT_CHOICE, offsetof(gm_options, field), sizeof(((gm_options *)0)->field),   \
       help, choices }
 
-/* GOMALLOC_STATS: a boolean, or json. */
-static const opt_choice stats_choices[] = {
-    {"0", GM_STATS_OFF}, {"false", GM_STATS_OFF}, {"off", GM_STATS_OFF}, {"no", GM_STATS_OFF},
-    {"1", GM_STATS_TEXT}, {"true", GM_STATS_TEXT}, {"on", GM_STATS_TEXT}, {"yes", GM_STATS_TEXT},
-    {"json", GM_STATS_JSON}, {NULL, 0}};
+/* GOMALLOC_STATS: a boolean (the report), or json. */
+static const opt_choice stats_choices[] = {{"json", GM_STATS_JSON}, {NULL, 0}};
 
 static const opt_def opts[] = {
-    OPT_CHOICES(stats, stats_mode, stats_choices,
-                "the heap report on stderr at exit (1), or the statistics as JSON (json)"),
+    OPT_BOOL_OR_CHOICES(stats, stats_mode, stats_choices,
+                        "print the heap report on stderr at exit (json: the statistics as JSON)"),
     OPT(OPT_BOOL, tiny, tiny, "pack requests of 1-4 bytes into shared 16-byte blocks"),
     OPT(OPT_MS, scavenge_delay_ms, scavenge_delay_ns, "free pages idle this long go to the OS"),
     OPT(OPT_SIZE, retain, retain_bytes, "free memory kept resident regardless"),
@@ -144,6 +146,7 @@ static const char *const accepted[] = {
     [OPT_MS] = "a number of milliseconds, optionally with an ms or s suffix",
     [OPT_UINT] = "a number",
     [OPT_CHOICE] = "one of", /* followed by the names */
+    [OPT_BOOL_OR] = "0/1, true/false, on/off or yes/no, or", /* followed by the names */
     [OPT_STRING] = "text of at most " GM_STRINGIFY(STRING_MAX) " bytes",
 };
 
@@ -238,10 +241,11 @@ static void format_value(const opt_def *d, char *buf, size_t size) {
     case OPT_UINT:
         gm_snprintf(buf, size, "%llu", (unsigned long long)v);
         break;
-    case OPT_CHOICE: {
+    case OPT_CHOICE:
+    case OPT_BOOL_OR: {
         int iv;
         memcpy(&iv, (const char *)&gm_opt + d->offset, sizeof iv);
-        const char *name = "?";
+        const char *name = d->kind == OPT_BOOL_OR && iv <= 1 ? (iv ? "on" : "off") : "?";
         for (const opt_choice *c = d->choices; c->name; c++)
             if (c->value == iv)
                 name = c->name;
@@ -454,6 +458,7 @@ static bool set_option(const opt_def *d, const char *s, size_t n) {
     case OPT_MS: ok = parse_ms(s, n, &v); break;
     case OPT_UINT: ok = parse_uint(s, n, d->width, &v); break;
     case OPT_CHOICE: ok = parse_choice(d, s, n, &v); break;
+    case OPT_BOOL_OR: ok = parse_bool(s, n, &v) || parse_choice(d, s, n, &v); break;
     case OPT_STRING: break;
     }
     if (!ok)
