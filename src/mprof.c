@@ -342,7 +342,7 @@ static void ensure_fork_handlers(void) {
 
 static bool options_known(void) { return __atomic_load_n(&gm_obs.profile_rate, __ATOMIC_ACQUIRE) != 0; }
 
-static inline void record_sample(void *p, size_t size, uintptr_t start) {
+static inline __attribute__((always_inline)) void record_sample(void *p, size_t size, uintptr_t start) {
     ensure_fork_handlers(); /* its allocations are not sampled: prof_busy is set */
     uintptr_t pcs[MAX_STACK];
     int n = capture_stack(pcs, start);
