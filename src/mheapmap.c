@@ -133,12 +133,11 @@ static const mspan *span_at(uintptr_t page) {
 static void span_fill(const mspan *s, uint64_t *live, uint64_t *cap) {
     uint64_t n = 0;
     unsigned nw = s->nwords < SPAN_MAX_WORDS ? s->nwords : SPAN_MAX_WORDS;
-    const uint64_t *remote = __atomic_load_n(&s->remote, __ATOMIC_RELAXED);
     for (unsigned w = 0; w < nw; w++) {
-        uint64_t f = __atomic_load_n(&s->words[2 * w], __ATOMIC_RELAXED);
-        uint64_t ever = __atomic_load_n(&s->words[2 * w + 1], __ATOMIC_RELAXED);
-        uint64_t r = remote ? __atomic_load_n(&remote[w], __ATOMIC_RELAXED) : 0;
-        n += (uint64_t)__builtin_popcountll(ever & ~f & ~r);
+        uint64_t f = __atomic_load_n(span_free_word(s, w), __ATOMIC_RELAXED);
+        uint64_t ever = __atomic_load_n(span_ever_word(s, w), __ATOMIC_RELAXED);
+        uint64_t r = __atomic_load_n(span_remote_word(s, w), __ATOMIC_RELAXED);
+        n += gm_popcount64(ever & ~f & ~r);
     }
     *cap = s->nelems;
     *live = n < *cap ? n : *cap;
