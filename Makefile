@@ -33,11 +33,14 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 GM_CFLAGS := -std=c11 -Wall -Wextra -fPIC -fvisibility=hidden -Iinclude -Isrc \
              -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc \
              -fno-builtin-realloc -ftls-model=initial-exec
-GM_LDFLAGS := -shared -Wl,-Bsymbolic-functions -Wl,-z,nodelete -Wl,-soname,$(SONAME)
+# The heap profiler's unwinder (libgcc's) is linked in and kept private, so
+# the library still needs nothing but libc.
+GM_LDFLAGS := -shared -Wl,-Bsymbolic-functions -Wl,-z,nodelete -Wl,-soname,$(SONAME) \
+              -static-libgcc -Wl,--exclude-libs,ALL
 
 # One file per tier, bottom up; then the public names.  Add a file here.
 SRCS := os.c arena.c mpagealloc.c mheap.c mspan.c mcentral.c mcache.c tiny.c proc.c malloc.c
-SRCS += mstats.c options.c override.c new_delete.c
+SRCS += mstats.c mprof.c mheapmap.c options.c override.c new_delete.c
 OBJS := $(SRCS:%.c=build/obj/%.o)
 HDRS := $(wildcard src/*.h) include/gomalloc.h
 
@@ -95,10 +98,11 @@ build/libgomalloc-hardened.a: $(HOBJS)
 
 # The launcher finds the library relative to itself first (LIBREL, from
 # BINDIR to LIBDIR), then at LIBDIR; in build/ both are build/ itself.
+# TOOLDIR: where `gomalloc explain` finds its script and tables.
 launcher = sed -e 's|@LIBDIR@|$(1)|' -e 's|@LIBREL@|$(2)|' -e 's|@SONAME@|$(SONAME)|' \
-               -e 's|@VERSION@|$(VERSION)|' tools/gomalloc.in
+               -e 's|@VERSION@|$(VERSION)|' -e 's|@TOOLDIR@|$(3)|' tools/gomalloc.in
 build/gomalloc: tools/gomalloc.in include/gomalloc.h | build
-	$(call launcher,$(CURDIR)/build,.) > $@ && chmod +x $@
+	$(call launcher,$(CURDIR)/build,.,$(CURDIR)/tools) > $@ && chmod +x $@
 
 build/man/%: man/% include/gomalloc.h | build/man
 	sed 's|@VERSION@|$(VERSION)|g' $< > $@
@@ -140,7 +144,11 @@ INSTALLED = $(LIBDIR)/$(REALNAME) $(LIBDIR)/$(SONAME) $(LIBDIR)/libgomalloc.so \
             $(LIBDIR)/libgomalloc.a $(INCLUDEDIR)/gomalloc.h $(BINDIR)/gomalloc \
             $(PKGCONFIGDIR)/gomalloc.pc $(MANDIR)/man1/gomalloc.1 $(MANDIR)/man3/gomalloc.3 \
             $(LIBDIR)/$(HREALNAME) $(LIBDIR)/$(HSONAME) $(LIBDIR)/libgomalloc-hardened.so \
-            $(LIBDIR)/libgomalloc-hardened.a
+            $(LIBDIR)/libgomalloc-hardened.a \
+            $(addprefix $(TOOLDIR)/,$(TOOLFILES))
+# `gomalloc explain`: the script, the generator (for --go) and the tables.
+TOOLDIR = $(PREFIX)/share/gomalloc
+TOOLFILES = explain.py mksizeclasses.py sizeclasses.h tiny.h
 
 install: all
 	install -d '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(BINDIR)' \
@@ -154,7 +162,10 @@ install: all
 	ln -sf $(HSONAME) '$(DESTDIR)$(LIBDIR)/libgomalloc-hardened.so'
 	install -m 644 build/libgomalloc-hardened.a '$(DESTDIR)$(LIBDIR)/libgomalloc-hardened.a'
 	install -m 644 include/gomalloc.h '$(DESTDIR)$(INCLUDEDIR)/gomalloc.h'
-	$(call launcher,$(LIBDIR),$(LIBREL)) > '$(DESTDIR)$(BINDIR)/gomalloc'
+	$(call launcher,$(LIBDIR),$(LIBREL),$(TOOLDIR)) > '$(DESTDIR)$(BINDIR)/gomalloc'
+	install -d '$(DESTDIR)$(TOOLDIR)'
+	install -m 644 tools/explain.py tools/mksizeclasses.py src/sizeclasses.h src/tiny.h \
+	    '$(DESTDIR)$(TOOLDIR)/'
 	chmod 755 '$(DESTDIR)$(BINDIR)/gomalloc'
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' tools/gomalloc.pc.in > '$(DESTDIR)$(PKGCONFIGDIR)/gomalloc.pc'

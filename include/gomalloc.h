@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <malloc.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,12 +56,22 @@ GM_API struct mallinfo gm_mallinfo(void);
 GM_API struct mallinfo2 gm_mallinfo2(void);
 GM_API void gm_malloc_stats(void);
 
-/* A snapshot of the heap, in Go's vocabulary (runtime.MemStats). */
+/* A snapshot of the heap, in Go's vocabulary (runtime.MemStats).
+ *
+ * Versioned: fields are only ever added at the end.  gm_get_heap_stats()
+ * passes the size of the struct the program was compiled with, the library
+ * fills in that much (or all it knows, if less) and says how much in `size`,
+ * so a program built against an older header keeps working with a newer
+ * library, and the other way round. */
+#define GM_HEAP_STATS_VERSION 2
 typedef struct gm_heap_stats {
+    uint32_t size;         /* bytes filled in by the library */
+    uint32_t version;      /* GM_HEAP_STATS_VERSION of the library */
+    /* version 1 */
     size_t heap_sys;       /* bytes of heap address space mapped for use */
     size_t heap_inuse;     /* bytes in spans that hold objects */
     size_t heap_idle;      /* bytes in free pages (heap_sys - heap_inuse) */
-    size_t heap_released;  /* bytes of idle pages returned to the OS */
+    size_t heap_released;  /* bytes of idle pages not resident (released or never touched) */
     size_t heap_alloc;     /* bytes of live objects (by size class size) */
     size_t heap_objects;   /* live objects */
     size_t meta_sys;       /* bytes mapped for allocator metadata */
@@ -70,13 +81,36 @@ typedef struct gm_heap_stats {
     uint64_t mcentral_grows;   /* spans mcentral had to ask mheap for */
     uint64_t mheap_allocs;     /* spans allocated by mheap (small and large) */
     uint64_t os_maps;          /* times the heap mapped more memory from the OS */
-    uint64_t scavenged_bytes;  /* bytes returned to the OS, ever */
+    uint64_t scavenged_bytes;  /* bytes returned to the OS by the scavenger, ever */
+    /* version 2 */
+    size_t rss;                /* resident memory of the process (VmRSS) */
+    size_t peak_rss;           /* its peak (VmHWM) */
+    size_t peak_heap_inuse;    /* the most bytes ever in spans */
+    uint64_t spans_inuse;      /* spans holding objects (small and large) */
 } gm_heap_stats;
 
-GM_API void gm_get_heap_stats(gm_heap_stats *out);
+GM_API void gm_get_heap_stats_sized(gm_heap_stats *out, size_t size);
+#define gm_get_heap_stats(out) gm_get_heap_stats_sized((out), sizeof *(out))
 
 /* Writes the full Go-style heap report (as malloc_stats) to a file descriptor. */
 GM_API void gm_print_stats(int fd);
+
+/* The statistics as one JSON object (runtime.MemStats names, plus RSS,
+ * PeakRSS, PeakHeapInuse, options and version) into buf, NUL-terminated and
+ * cut at len.  Returns the length of the whole object, as snprintf does. */
+GM_API size_t gm_stats_json(char *buf, size_t len);
+
+/* Writes the heap profile (a gzipped pprof protobuf) to path now.  Needs
+ * profiling on (GOMALLOC_PROFILE or GOMALLOC_PROFILE_RATE).  0 on success,
+ * -1 on failure. */
+GM_API int gm_profile_write(const char *path);
+
+/* Draws the heap (arenas, chunks, spans) as an SVG picture into fd.
+ * 0 on success, -1 on failure. */
+GM_API int gm_heap_map(int fd);
+
+/* glibc's malloc_info: gomalloc's state as XML. */
+GM_API int gm_malloc_info(int options, FILE *fp);
 
 #ifdef __cplusplus
 }

@@ -91,6 +91,14 @@ static inline void gm_unlock(gm_lock_t *l) {
 
 static inline void gm_lock_reinit(gm_lock_t *l) { l->word = 0; }
 
+/* The most heap pages ever in spans (PeakHeapInuse), kept by mheap under
+ * its lock, read by mstats.c without it. */
+extern size_t gm_peak_pages GM_INTERNAL;
+static inline void gm_note_peak_pages(size_t pages) {
+    if (pages > __atomic_load_n(&gm_peak_pages, __ATOMIC_RELAXED))
+        __atomic_store_n(&gm_peak_pages, pages, __ATOMIC_RELAXED);
+}
+
 /* Monotonic nanoseconds (vDSO, no system call). */
 GM_INTERNAL uint64_t gm_nanotime(void);
 

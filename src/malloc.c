@@ -12,6 +12,11 @@
  *
  * errno follows the glibc manual pages; free() never changes it.  No lock is
  * taken here.
+ *
+ * The heap profiler (mprof.c) costs one countdown per allocation
+ * (mprof_countdown before malloc and calloc, mprof_alloc after the others,
+ * in each public entry point, so that it knows the caller) and one flag test
+ * per free (the span's `sampled` byte, on the line free reads anyway).
  */
 #include "gomalloc.h"
 
@@ -21,6 +26,7 @@
 
 #include "arena.h"
 #include "mheap.h"
+#include "mprof.h"
 #include "options.h"
 #include "proc.h"
 #include "tiny.h"
@@ -37,6 +43,9 @@ static GM_COLD void *fail_enomem(void) {
 static inline void bad_pointer(const char *caller, const void *p) {
     gm_bad_pointer(caller, p, false);
 }
+
+/* Where the public entry point was called from: the profile's first frame. */
+#define CALLER() __builtin_return_address(0)
 
 /* ---- allocation ---- */
 
@@ -99,7 +108,7 @@ static inline __attribute__((always_inline)) void *alloc_small(size_t size) {
     return alloc_class(gm_tls_mcache, spc);
 }
 
-void *gm_malloc(size_t size) {
+static inline __attribute__((always_inline)) void *malloc_impl(size_t size) {
     if (likely(size <= GM_SMALL_SIZE_MAX))
         return alloc_smallest(size);
     if (likely(size <= GM_MAX_SMALL_SIZE))
@@ -109,16 +118,40 @@ void *gm_malloc(size_t size) {
     return alloc_large(size, 1, false);
 }
 
-void *gm_calloc(size_t nmemb, size_t size) {
-    size_t total;
-    if (unlikely(__builtin_mul_overflow(nmemb, size, &total) || total > MAX_REQUEST))
-        return fail_enomem();
+/* The sampled roads: out of line, so the fast paths keep no frame for
+ * them; the countdown has already been taken.  They are entered by a tail
+ * call, so their own return address is the program's (were the call not a
+ * tail call, the stack would show one frame of the entry point more). */
+static GM_NOINLINE void *malloc_sampled(size_t size) {
+    return mprof_alloc_slow(malloc_impl(size), size, CALLER());
+}
+
+void *gm_malloc(size_t size) {
+    if (unlikely(mprof_countdown(size)))
+        return malloc_sampled(size);
+    return malloc_impl(size);
+}
+
+static inline void *calloc_impl(size_t total) {
     if (total > GM_MAX_SMALL_SIZE)
         return alloc_large(total, 1, true);
     void *p = alloc_small(total);
     if (likely(p))
         memset(p, 0, total);
     return p;
+}
+
+static GM_NOINLINE void *calloc_sampled(size_t total) {
+    return mprof_alloc_slow(calloc_impl(total), total, CALLER());
+}
+
+void *gm_calloc(size_t nmemb, size_t size) {
+    size_t total;
+    if (unlikely(__builtin_mul_overflow(nmemb, size, &total) || total > MAX_REQUEST))
+        return fail_enomem();
+    if (unlikely(mprof_countdown(total)))
+        return calloc_sampled(total);
+    return calloc_impl(total);
 }
 
 /* An object of `size` bytes whose address is a multiple of align (a power of
@@ -128,7 +161,7 @@ static void *alloc_aligned(size_t align, size_t size) {
     if (unlikely(size > MAX_REQUEST || align > GM_HEAP_RANGE))
         return fail_enomem();
     if (align <= GM_MIN_ALIGN && (size >= GM_MIN_ALIGN || align <= 1))
-        return gm_malloc(size);
+        return malloc_impl(size);
     size_t need = size > align ? size : align;
     if (align <= GM_PAGE_SIZE && need <= GM_MAX_SMALL_SIZE) {
         for (unsigned c = gm_size_to_class(need); c < GM_NUM_SIZE_CLASSES; c++) {
@@ -147,7 +180,7 @@ int gm_posix_memalign(void **memptr, size_t alignment, size_t size) {
     if (!is_pow2(alignment) || alignment % sizeof(void *) != 0)
         return EINVAL;
     int saved = errno;
-    void *p = alloc_aligned(alignment, size);
+    void *p = mprof_alloc(alloc_aligned(alignment, size), size, CALLER());
     errno = saved;
     if (!p)
         return ENOMEM;
@@ -160,7 +193,7 @@ void *gm_aligned_alloc(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
-    return alloc_aligned(alignment, size);
+    return mprof_alloc(alloc_aligned(alignment, size), size, CALLER());
 }
 
 /* As the manual page says: an alignment that is not a power of two is
@@ -170,18 +203,21 @@ void *gm_memalign(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
-    return alloc_aligned(alignment, size);
+    return mprof_alloc(alloc_aligned(alignment, size), size, CALLER());
 }
 
 #define SYSTEM_PAGE 4096
 
-void *gm_valloc(size_t size) { return alloc_aligned(SYSTEM_PAGE, size); }
+void *gm_valloc(size_t size) {
+    return mprof_alloc(alloc_aligned(SYSTEM_PAGE, size), size, CALLER());
+}
 
 void *gm_pvalloc(size_t size) {
     size_t rounded;
     if (__builtin_add_overflow(size, SYSTEM_PAGE - 1, &rounded))
         return fail_enomem();
-    return alloc_aligned(SYSTEM_PAGE, rounded & ~(size_t)(SYSTEM_PAGE - 1));
+    size_t n = rounded & ~(size_t)(SYSTEM_PAGE - 1);
+    return mprof_alloc(alloc_aligned(SYSTEM_PAGE, n), n, CALLER());
 }
 
 /* ---- freeing ---- */
@@ -196,15 +232,32 @@ static GM_NOINLINE void free_other(mspan *s, void *p, const char *caller) {
         mheap_free_large(s, p, caller);
 }
 
-static inline __attribute__((always_inline)) void free_impl(void *p, const char *caller) {
-    mspan *s = spanof(p);
-    if (unlikely(!s))
-        bad_pointer(caller, p);
+/* Hands p to whoever frees it: its owner's fast path, or the others. */
+static inline __attribute__((always_inline)) void free_in_span(mspan *s, void *p,
+                                                              const char *caller) {
     mcache *mc = gm_tls_mcache;
     if (likely(__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == mc))
         mcache_free_owned(mc, s, p, caller);
     else
         free_other(s, p, caller);
+}
+
+/* A free in a span holding profiler samples: out of line, so that the fast
+ * path keeps nothing across the profiler's call. */
+static GM_NOINLINE void free_sampled(mspan *s, void *p, const char *caller) {
+    mprof_free(s, p);
+    free_in_span(s, p, caller);
+}
+
+static inline __attribute__((always_inline)) void free_impl(void *p, const char *caller) {
+    mspan *s = spanof(p);
+    if (unlikely(!s))
+        bad_pointer(caller, p);
+    if (unlikely(__atomic_load_n(&s->sampled, __ATOMIC_ACQUIRE))) {
+        free_sampled(s, p, caller);
+        return;
+    }
+    free_in_span(s, p, caller);
 }
 
 void gm_free(void *p) {
@@ -250,8 +303,8 @@ size_t gm_malloc_usable_size(void *p) {
 
 /* ---- realloc ---- */
 
-static void *realloc_move(void *p, size_t old_usable, size_t size) {
-    void *q = gm_malloc(size);
+static void *realloc_move(void *p, size_t old_usable, size_t size, void *caller) {
+    void *q = mprof_alloc(malloc_impl(size), size, caller);
     if (!q)
         return NULL;
     memcpy(q, p, old_usable < size ? old_usable : size);
@@ -261,7 +314,7 @@ static void *realloc_move(void *p, size_t old_usable, size_t size) {
 
 void *gm_realloc(void *p, size_t size) {
     if (!p)
-        return gm_malloc(size);
+        return mprof_alloc(malloc_impl(size), size, CALLER());
     if (size == 0) {
         free_impl(p, "realloc");
         return NULL;
@@ -288,7 +341,7 @@ void *gm_realloc(void *p, size_t size) {
             return p;
         }
     }
-    return realloc_move(p, usable, size);
+    return realloc_move(p, usable, size, CALLER());
 }
 
 void *gm_reallocarray(void *p, size_t nmemb, size_t size) {

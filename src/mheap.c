@@ -264,6 +264,7 @@ static uintptr_t alloc_pages(size_t npages, size_t align_pages, bool *zeroed) {
     pages_inuse += npages;
     if (pages_inuse > peak_cur)
         peak_cur = pages_inuse;
+    gm_note_peak_pages(pages_inuse); /* PeakHeapInuse in the stats (mstats.c) */
     if (gm_opt.memlimit_bytes && nscav < npages)
         scavenge_locked(gm_nanotime()); /* reusing dirty pages may free room under the limit */
     return a;

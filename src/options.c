@@ -30,6 +30,7 @@
 #include "options.h"
 
 #include "gomalloc.h"
+#include "mprof.h"
 #include "os.h"
 
 #include <fcntl.h>
@@ -50,6 +51,7 @@ gm_options gm_opt = {
     .scavenge_tick_ns = 100ull * 1000000,
     .retain_bytes = (size_t)64 << 20,
     .grow_bytes = GM_CHUNK_SIZE,
+    .profile_rate = SIZE_MAX,
 };
 
 #define GM_STRINGIFY_(x) #x
@@ -79,6 +81,7 @@ typedef enum {
     OPT_MS,       /* milliseconds, or with an ms/s suffix -> a uint64_t of ns */
     OPT_UINT,     /* a plain number -> an unsigned integer field of any width */
     OPT_CHOICE,   /* one of the row's named choices -> an int field */
+    OPT_BOOL_OR,  /* a boolean (0 or 1), or one of the row's named choices -> an int field */
     OPT_STRING,   /* any text (a path) -> a const char * field */
 } opt_kind;
 
@@ -94,19 +97,27 @@ typedef struct {
     size_t offset;    /* of the field in gm_options */
     size_t width;     /* of that field, in bytes */
     const char *help; /* one line, for the verbose listing's readers */
-    const opt_choice *choices; /* OPT_CHOICE only */
+    const opt_choice *choices; /* OPT_CHOICE and OPT_BOOL_OR only */
 } opt_def;
 
 #define OPT(kind, name, field, help)                                                     \
     { #name, kind, offsetof(gm_options, field), sizeof(((gm_options *)0)->field), help, NULL }
 /* e.g. OPT_CHOICES(thp, thp, thp_choices, "...") with
  * static const opt_choice thp_choices[] = {{"never", 1}, ..., {NULL, 0}}; */
+/* A boolean that also takes a few names: OPT_BOOL_OR_CHOICES(stats, ...). */
+#define OPT_BOOL_OR_CHOICES(name, field, choices, help)                                  \
+    { #name, OPT_BOOL_OR, offsetof(gm_options, field), sizeof(((gm_options *)0)->field),  \
+      help, choices }
 #define OPT_CHOICES(name, field, choices, help)                                          \
     { #name, OPT_CHOICE, offsetof(gm_options, field), sizeof(((gm_options *)0)->field),   \
       help, choices }
 
+/* GOMALLOC_STATS: a boolean (the report), or json. */
+static const opt_choice stats_choices[] = {{"json", GM_STATS_JSON}, {NULL, 0}};
+
 static const opt_def opts[] = {
-    OPT(OPT_BOOL, stats, stats_at_exit, "print the heap report on stderr at exit"),
+    OPT_BOOL_OR_CHOICES(stats, stats_mode, stats_choices,
+                        "print the heap report on stderr at exit (json: the statistics as JSON)"),
     OPT(OPT_BOOL, tiny, tiny, "pack requests of 1-4 bytes into shared 16-byte blocks"),
     OPT(OPT_MS, scavenge_delay_ms, scavenge_delay_ns, "free pages idle this long go to the OS"),
     OPT(OPT_SIZE, retain, retain_bytes, "free memory kept resident regardless"),
@@ -115,6 +126,13 @@ static const opt_def opts[] = {
     OPT(OPT_SIZE_MIB, memlimit_mb, memlimit_bytes, "memlimit, a bare number in MiB"),
     OPT(OPT_BOOL, background, background, "run the scavenger in a background thread"),
     OPT(OPT_BOOL, verbose, verbose, "print version, library path and options at start-up"),
+    OPT(OPT_STRING, stats_file, stats_file, "file for the JSON statistics (%p: the pid)"),
+    OPT(OPT_UINT, stats_pid, stats_pid, "only this process writes reports at exit (0: any)"),
+    OPT(OPT_STRING, profile, profile, "write a heap profile (pprof) here at exit (%p: the pid)"),
+    OPT(OPT_SIZE, profile_rate, profile_rate, "bytes allocated per profile sample (1: all, 0: off)"),
+    OPT(OPT_STRING, profile_signal, profile_signal, "also write the profile on this signal"),
+    OPT(OPT_BOOL, leaks, leaks, "print the call stacks still holding memory at exit"),
+    OPT(OPT_STRING, heap_map, heap_map, "draw the heap as SVG here at exit (%p: the pid)"),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -128,6 +146,7 @@ static const char *const accepted[] = {
     [OPT_MS] = "a number of milliseconds, optionally with an ms or s suffix",
     [OPT_UINT] = "a number",
     [OPT_CHOICE] = "one of", /* followed by the names */
+    [OPT_BOOL_OR] = "0/1, true/false, on/off or yes/no, or", /* followed by the names */
     [OPT_STRING] = "text of at most " GM_STRINGIFY(STRING_MAX) " bytes",
 };
 
@@ -222,10 +241,11 @@ static void format_value(const opt_def *d, char *buf, size_t size) {
     case OPT_UINT:
         gm_snprintf(buf, size, "%llu", (unsigned long long)v);
         break;
-    case OPT_CHOICE: {
+    case OPT_CHOICE:
+    case OPT_BOOL_OR: {
         int iv;
         memcpy(&iv, (const char *)&gm_opt + d->offset, sizeof iv);
-        const char *name = "?";
+        const char *name = d->kind == OPT_BOOL_OR && iv <= 1 ? (iv ? "on" : "off") : "?";
         for (const opt_choice *c = d->choices; c->name; c++)
             if (c->value == iv)
                 name = c->name;
@@ -438,6 +458,7 @@ static bool set_option(const opt_def *d, const char *s, size_t n) {
     case OPT_MS: ok = parse_ms(s, n, &v); break;
     case OPT_UINT: ok = parse_uint(s, n, d->width, &v); break;
     case OPT_CHOICE: ok = parse_choice(d, s, n, &v); break;
+    case OPT_BOOL_OR: ok = parse_bool(s, n, &v) || parse_choice(d, s, n, &v); break;
     case OPT_STRING: break;
     }
     if (!ok)
@@ -609,10 +630,12 @@ void options_init(void) {
     if (&gomalloc_conf && gomalloc_conf)
         apply_conf("gomalloc_conf", gomalloc_conf);
     apply_environ();
+    gm_opt.stats_at_exit = gm_opt.stats_mode == GM_STATS_TEXT;
     if (gm_opt.stats_at_exit)
         gm_opt.stats_fd = os_dup_high(2);
     if (gm_opt.scavenge_delay_ns < gm_opt.scavenge_tick_ns)
         gm_opt.scavenge_tick_ns = gm_opt.scavenge_delay_ns ? gm_opt.scavenge_delay_ns : 1;
+    obs_options_init(); /* profiling, JSON stats, heap map (mstats.c) */
     if (gm_opt.verbose)
         print_verbose();
     /* Only now: a later call must not return before the fields are set.

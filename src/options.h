@@ -21,7 +21,19 @@ typedef struct gm_options {
     size_t memlimit_bytes;      /* GOMALLOC_MEMLIMIT(_MB): soft limit on resident heap (0: none) */
     bool background;            /* GOMALLOC_BACKGROUND=1: a scavenger thread (default off) */
     bool verbose;               /* GOMALLOC_VERBOSE=1: version, path and options at start-up */
+    /* Seeing into the heap (mstats.c, mprof.c, mheapmap.c read these through gm_obs). */
+    int stats_mode;             /* GOMALLOC_STATS: 0 off, 1 the report, 2 json */
+    const char *stats_file;     /* GOMALLOC_STATS_FILE: where the JSON goes (%p: pid) */
+    uint32_t stats_pid;         /* GOMALLOC_STATS_PID: only this process reports (0: any) */
+    const char *profile;        /* GOMALLOC_PROFILE: heap profile file (%p: pid) */
+    size_t profile_rate;        /* GOMALLOC_PROFILE_RATE: bytes per sample (SIZE_MAX: unset) */
+    const char *profile_signal; /* GOMALLOC_PROFILE_SIGNAL: USR2, SIGUSR2 or a number */
+    bool leaks;                 /* GOMALLOC_LEAKS=1: leak report at exit */
+    const char *heap_map;       /* GOMALLOC_HEAP_MAP: SVG heap map file (%p: pid) */
 } gm_options;
+
+/* GOMALLOC_STATS values. */
+enum { GM_STATS_OFF = 0, GM_STATS_TEXT = 1, GM_STATS_JSON = 2 };
 
 extern gm_options gm_opt GM_INTERNAL;
 

@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -115,8 +116,12 @@ void os_unmap(void *addr, size_t bytes) {
 int os_dup_high(int fd) {
     int saved = errno;
     int d = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+    if (d < 0) /* a descriptor limit under 900: any free number will do */
+        d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     errno = saved;
-    return d >= 0 ? d : fd;
+    if (d >= 0)
+        os_fd_remember(d);
+    return d;
 }
 
 size_t os_metadata_bytes(void) { return __atomic_load_n(&metadata_bytes, __ATOMIC_RELAXED); }
@@ -255,4 +260,46 @@ void gm_bad_pointer(const char *caller, const void *p, bool already_freed) {
     bool dfree = already_freed && __builtin_strcmp(caller, "free") == 0;
     gm_snprintf(msg, sizeof msg, "%s(): %s", caller, dfree ? "double free" : "invalid pointer");
     gm_fatal(msg, p);
+}
+
+/* ---- report descriptors ----
+ *
+ * A duplicate made by os_dup_high is ours only as long as the program has
+ * not closed it: a program that closes every descriptor and opens files may
+ * get the same number back for a file of its own.  So the duplicate's
+ * identity (device and inode) is kept, and checked before each report. */
+
+#define REMEMBERED_FDS 4
+static struct { int fd; dev_t dev; ino_t ino; } remembered[REMEMBERED_FDS];
+static int nremembered;
+
+void os_fd_remember(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return;
+    int i = __atomic_fetch_add(&nremembered, 1, __ATOMIC_RELAXED);
+    if (i >= REMEMBERED_FDS)
+        return;
+    remembered[i].fd = fd;
+    remembered[i].dev = st.st_dev;
+    remembered[i].ino = st.st_ino;
+}
+
+bool os_fd_is_ours(int fd) {
+    if (fd < 0)
+        return false;
+    int saved = errno;
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0;
+    errno = saved;
+    int n = __atomic_load_n(&nremembered, __ATOMIC_RELAXED);
+    for (int i = 0; ok && i < n && i < REMEMBERED_FDS; i++)
+        if (remembered[i].fd == fd)
+            return remembered[i].dev == st.st_dev && remembered[i].ino == st.st_ino;
+    return false;
+}
+
+void os_free_metadata(void *addr, size_t bytes) {
+    os_unmap(addr, bytes);
+    __atomic_fetch_sub(&metadata_bytes, bytes, __ATOMIC_RELAXED);
 }

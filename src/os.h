@@ -20,9 +20,17 @@ GM_INTERNAL bool os_release(void *addr, size_t bytes);
 GM_INTERNAL void *os_alloc_metadata(size_t bytes);
 /* Unmaps a reservation (used only when a reservation attempt is abandoned). */
 GM_INTERNAL void os_unmap(void *addr, size_t bytes);
-/* A close-on-exec duplicate of fd at a high number (fd itself on failure),
- * so a report at exit survives a program that closes its stderr. */
+/* A close-on-exec duplicate of fd at a high number (-1 on failure), so a
+ * report at exit survives a program that closes its stderr.  Its identity
+ * is remembered: check it with os_fd_is_ours before writing. */
 GM_INTERNAL int os_dup_high(int fd);
+/* Remembers fd's identity (device, inode) as one of ours. */
+GM_INTERNAL void os_fd_remember(int fd);
+/* Is fd still the file os_dup_high/os_fd_remember saw?  False once the
+ * program has closed it, even if the number now names another file. */
+GM_INTERNAL bool os_fd_is_ours(int fd);
+/* Unmaps memory from os_alloc_metadata (scratch tables). */
+GM_INTERNAL void os_free_metadata(void *addr, size_t bytes);
 /* Bytes mapped by os_alloc_metadata so far. */
 GM_INTERNAL size_t os_metadata_bytes(void);
 

@@ -37,6 +37,7 @@ EXPORT int mallopt(int param, int value) { return gm_mallopt(param, value); }
 EXPORT struct mallinfo mallinfo(void) { return gm_mallinfo(); }
 EXPORT struct mallinfo2 mallinfo2(void) { return gm_mallinfo2(); }
 EXPORT void malloc_stats(void) { gm_malloc_stats(); }
+EXPORT int malloc_info(int options, FILE *fp) { return gm_malloc_info(options, fp); }
 
 /* glibc's own names for the same functions. */
 EXPORT void *__libc_malloc(size_t size) { return gm_malloc(size); }

@@ -310,6 +310,22 @@ T_stats() {
         run 120 GM_ROOT="$ROOT" GM_LIB="$LIB" GMTEST_BIN="$OUT" bash tests/stats/test_stats.sh
 }
 
+# seeing into the heap: profiles and leaks (-fomit-frame-pointer: stacks
+# must come from the unwind tables), JSON, malloc_info, heap map, reports
+T_profile() {
+    need_lib &&
+        build "$CC" $TEST_CFLAGS -fomit-frame-pointer -pthread tests/profile/prof_prog.c \
+            -o "$OUT/prof_prog" "$LIB" $RPATH -rdynamic &&
+        build "$CC" $TEST_CFLAGS -pthread -DAPI_GM tests/stress/test_stress.c \
+            -o "$OUT/test_stress_prof" "$LIB" $RPATH &&
+        run 240 GM_ROOT="$ROOT" GMTEST_BIN="$OUT" bash tests/profile/test_profile.sh
+}
+T_observe() {
+    need_lib &&
+        build "$CC" $TEST_CFLAGS tests/stats/observe_prog.c -o "$OUT/observe_prog" "$LIB" $RPATH &&
+        run 180 GM_ROOT="$ROOT" GMTEST_BIN="$OUT" bash tests/stats/test_observe.sh
+}
+
 # options
 T_options() {
     need_lib && build "$CC" $TEST_CFLAGS tests/options/conf_prog.c -o "$OUT/conf_prog" \
@@ -411,7 +427,7 @@ TESTS=(
     fuzz stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan
     api_gm_ubsan stress_gm prog_gcc api_preload api_static api_gm prog_git prog_python
     prog_perl thread_exit release early cxx cxx_link cxx_new_preload options launcher install
-    deb stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
+    deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
     unit_pagealloc calloc_refused window death unit_sizeclasses
     api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default
 )

@@ -1,0 +1,91 @@
+/*
+ * Seeing into the heap: the sampling heap profiler (mprof.c), the
+ * observability options, and the outputs written at exit (mstats.c,
+ * mheapmap.c).
+ *
+ * Offered to malloc.c: mprof_alloc, the one countdown on the allocation
+ * paths, and mprof_free, called for blocks in spans marked `sampled`.
+ */
+#ifndef GM_MPROF_H
+#define GM_MPROF_H
+
+#include "common.h"
+
+/* Go's default MemProfileRate: one sample per 512 KiB allocated. */
+#define GM_PROFILE_RATE_DEFAULT ((size_t)512 << 10)
+#define GM_PATH_MAX 1024
+
+/* Options of the observability features, read with the other options. */
+typedef struct gm_obs_options {
+    bool profile;            /* sampling is on (GOMALLOC_PROFILE or GOMALLOC_LEAKS) */
+    bool leaks;              /* GOMALLOC_LEAKS=1: leak report at exit */
+    bool stats_json;         /* GOMALLOC_STATS=json */
+    int profile_signal;      /* GOMALLOC_PROFILE_SIGNAL: write the profile on it (0: none) */
+    int report_pid;          /* GOMALLOC_STATS_PID: only this process reports (0: any) */
+    size_t profile_rate;     /* GOMALLOC_PROFILE_RATE: bytes per sample on average */
+    char profile_path[GM_PATH_MAX];  /* GOMALLOC_PROFILE (%p: pid) */
+    char stats_path[GM_PATH_MAX];    /* GOMALLOC_STATS_FILE (%p: pid) */
+    char heap_map_path[GM_PATH_MAX]; /* GOMALLOC_HEAP_MAP (%p: pid) */
+} gm_obs_options;
+
+extern gm_obs_options gm_obs GM_INTERNAL;
+
+/* Takes these from gm_opt; options_init calls it once. */
+GM_INTERNAL void obs_options_init(void);
+
+/* ---- the sampler ---- */
+
+/* Bytes left before this thread's next sample.  Starts at 0, so a thread's
+ * first allocation takes the slow path, which sets the real countdown (or,
+ * with profiling off, one so large it never runs out). */
+extern __thread intptr_t gm_prof_countdown GM_INTERNAL
+    __attribute__((tls_model("initial-exec")));
+
+/* The countdown ran out with the allocation of p (NULL if it failed):
+ * records p as a sample if profiling is on, and redraws the countdown. */
+GM_INTERNAL void *mprof_alloc_slow(void *p, size_t size, void *ret_addr);
+
+/* Takes size off the countdown: true when this allocation is to be sampled
+ * (then pass the block to mprof_alloc_slow). */
+static inline bool mprof_countdown(size_t size) {
+    /* Unsigned: a failing request of an impossible size must not overflow. */
+    intptr_t c = (intptr_t)((uintptr_t)gm_prof_countdown - size);
+    gm_prof_countdown = c;
+    return c <= 0;
+}
+
+/* Called with every block handed out: a subtraction and a branch.  ret_addr
+ * is the return address of the public entry point (the caller's code), where
+ * the recorded stack starts. */
+static inline void *mprof_alloc(void *p, size_t size, void *ret_addr) {
+    if (unlikely(mprof_countdown(size)))
+        return mprof_alloc_slow(p, size, ret_addr);
+    return p;
+}
+
+struct mspan;
+/* p is being freed and its span s is marked sampled: forget p if it is a
+ * sample.  Called before the block is released. */
+GM_INTERNAL void mprof_free(struct mspan *s, const void *p);
+
+/* Writes the heap profile (gzipped pprof protobuf) to path; 0 or -1. */
+GM_INTERNAL int mprof_write_path(const char *path);
+/* The leak report: stacks still holding sampled memory, largest first. */
+GM_INTERNAL void mprof_leak_report(int fd);
+/* Sampled blocks still live, and their bytes (unscaled). */
+GM_INTERNAL void mprof_inuse(uint64_t *objects, uint64_t *bytes);
+
+/* Installs the GOMALLOC_PROFILE_SIGNAL handler, if one was asked for. */
+GM_INTERNAL void mprof_install_signal(void);
+
+/* ---- outputs ---- */
+
+/* Replaces %p in pattern by the pid; false if it does not fit. */
+GM_INTERNAL bool obs_expand_path(char *out, size_t cap, const char *pattern);
+/* Should this process write its reports at exit (GOMALLOC_STATS_PID)? */
+GM_INTERNAL bool obs_this_process_reports(void);
+
+/* The SVG heap map (mheapmap.c). */
+GM_INTERNAL int heapmap_write(int fd);
+
+#endif
