@@ -63,6 +63,17 @@ static inline uint32_t gm_fetch_or32(uint32_t *p, uint32_t v) {
     return __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL);
 }
 
+/* This thread's allocator state, in one block of initial-exec TLS (a few
+ * words of static TLS, so dlopen() of the library works too): its cache
+ * (mcache.h) and the heap profiler's countdown (mprof.h).  Together, the
+ * fast paths find both with one load of the block's offset. */
+struct mcache;
+typedef struct gm_thread_state {
+    struct mcache *mcache;
+    intptr_t prof_countdown;
+} gm_thread_state;
+extern __thread gm_thread_state gm_tls GM_INTERNAL __attribute__((tls_model("initial-exec")));
+
 /* A lock for allocator state: a futex word, 0 free, 1 held, 2 held with waiters.
  * It never allocates, and after fork() the child resets it by storing 0. */
 typedef struct { int word; } gm_lock_t;

@@ -15,8 +15,9 @@
  *
  * The heap profiler (mprof.c) costs one countdown per allocation
  * (mprof_countdown before malloc and calloc, mprof_alloc after the others,
- * in each public entry point, so that it knows the caller) and one flag test
- * per free (the span's `sampled` byte, on the line free reads anyway).
+ * in each public entry point, so that it knows the caller) and nothing per
+ * free: a span holding samples has no fast owner, so its frees take
+ * free_other, which tells the profiler.
  */
 #include "gomalloc.h"
 
@@ -92,7 +93,7 @@ static inline __attribute__((always_inline)) void *alloc_class(mcache *mc, uintp
 
 /* Up to GM_SMALL_SIZE_MAX (1 KiB): the 8-byte step table. */
 static inline __attribute__((always_inline)) void *alloc_smallest(size_t size) {
-    mcache *mc = gm_tls_mcache;
+    mcache *mc = gm_tls.mcache;
     uintptr_t spc = gm_size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV];
     if (unlikely(spc <= 1))
         return alloc_tiniest(mc, size);
@@ -105,7 +106,7 @@ static inline __attribute__((always_inline)) void *alloc_small(size_t size) {
         return alloc_smallest(size);
     uintptr_t spc = gm_size_to_class128[(size - GM_SMALL_SIZE_MAX + GM_LARGE_SIZE_DIV - 1) /
                                         GM_LARGE_SIZE_DIV];
-    return alloc_class(gm_tls_mcache, spc);
+    return alloc_class(gm_tls.mcache, spc);
 }
 
 static inline __attribute__((always_inline)) void *malloc_impl(size_t size) {
@@ -166,7 +167,7 @@ static void *alloc_aligned(size_t align, size_t size) {
     if (align <= GM_PAGE_SIZE && need <= GM_MAX_SMALL_SIZE) {
         for (unsigned c = gm_size_to_class(need); c < GM_NUM_SIZE_CLASSES; c++) {
             if (gm_class_size[c] % align == 0) {
-                void *p = mcache_alloc(gm_tls_mcache, c);
+                void *p = mcache_alloc(gm_tls.mcache, c);
                 return p ? p : fail_enomem();
             }
         }
@@ -222,7 +223,12 @@ void *gm_pvalloc(size_t size) {
 
 /* ---- freeing ---- */
 
+/* Every free but the owner's fast one.  A span holding profiler samples has
+ * no fast owner (mspan_leave_fast_path), so its frees come here, where the
+ * profiler hears of them before the block is released. */
 static GM_NOINLINE void free_other(mspan *s, void *p, const char *caller) {
+    if (unlikely(__atomic_load_n(&s->sampled, __ATOMIC_ACQUIRE)))
+        mprof_free(s, p);
     unsigned spc = s->spanclass;
     if (likely(spc - 1u < GM_NUM_SIZE_CLASSES - 1u))
         mcache_free_small(s, p, caller);
@@ -235,28 +241,17 @@ static GM_NOINLINE void free_other(mspan *s, void *p, const char *caller) {
 /* Hands p to whoever frees it: its owner's fast path, or the others. */
 static inline __attribute__((always_inline)) void free_in_span(mspan *s, void *p,
                                                               const char *caller) {
-    mcache *mc = gm_tls_mcache;
+    mcache *mc = gm_tls.mcache;
     if (likely(__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == mc))
         mcache_free_owned(mc, s, p, caller);
     else
         free_other(s, p, caller);
 }
 
-/* A free in a span holding profiler samples: out of line, so that the fast
- * path keeps nothing across the profiler's call. */
-static GM_NOINLINE void free_sampled(mspan *s, void *p, const char *caller) {
-    mprof_free(s, p);
-    free_in_span(s, p, caller);
-}
-
 static inline __attribute__((always_inline)) void free_impl(void *p, const char *caller) {
     mspan *s = spanof(p);
     if (unlikely(!s))
         bad_pointer(caller, p);
-    if (unlikely(__atomic_load_n(&s->sampled, __ATOMIC_ACQUIRE))) {
-        free_sampled(s, p, caller);
-        return;
-    }
     free_in_span(s, p, caller);
 }
 

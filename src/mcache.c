@@ -227,7 +227,7 @@ void mcache_release_all(mcache *mc) {
 }
 
 void mcache_trim(void) {
-    mcache *mc = gm_tls_mcache;
+    mcache *mc = gm_tls.mcache;
     if (mc->kind == MCACHE_OWN) {
         revisit_drain(mc);
         for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++)
@@ -331,7 +331,7 @@ static void free_owned_slow(mcache *mc, mspan *s, const void *p, uint32_t idx, c
 }
 
 void mcache_free_slot(mspan *s, const void *p, uint32_t idx, const char *caller) {
-    mcache *mc = gm_tls_mcache;
+    mcache *mc = gm_tls.mcache;
     if (mc->kind == MCACHE_OWN)
         gm_count(&mc->nfree[s->spanclass]);
     else

@@ -57,10 +57,9 @@ typedef struct mcache {
  * cache yet), or the dead cache (the thread is exiting). */
 enum { MCACHE_OWN = 0, MCACHE_BOOTSTRAP = 1, MCACHE_DEAD = 2 };
 
-/* This thread's cache.  Starts at a shared empty cache whose spans are all
- * the empty span, so the first allocation falls into the slow path, which
- * creates it. */
-extern __thread mcache *gm_tls_mcache GM_INTERNAL __attribute__((tls_model("initial-exec")));
+/* This thread's cache is gm_tls.mcache (common.h).  It starts at a shared
+ * empty cache whose spans are all the empty span, so the first allocation
+ * falls into the slow path, which creates it. */
 
 GM_INTERNAL void *mcache_alloc_slow(mcache *mc, unsigned spc);
 

@@ -2,7 +2,7 @@
  * mprof: the sampling heap profiler, after Go's runtime/mprof.go.
  *
  * Sampling.  Each thread counts down the bytes it allocates
- * (gm_prof_countdown, one initial-exec TLS word, decremented inline by
+ * (gm_tls.prof_countdown, one initial-exec TLS word, decremented inline by
  * malloc.c).  When an allocation takes it to zero or below, that allocation
  * is a sample and the countdown is redrawn from an exponential distribution
  * whose mean is the rate (GOMALLOC_PROFILE_RATE, 512 KiB by default), as
@@ -29,10 +29,11 @@
  * allocations and frees.  Live samples sit in an open-addressing table
  * (linear probing, deletion by backward shift) from address to bucket.  A
  * sampled block's span is marked (mspan.sampled) so that free() looks the
- * table up only for blocks in marked spans.  The mark counts the span's
- * live samples (up to 254; at 255 it stays set until the span is set up
- * anew), so that a span whose samples are all freed costs its frees nothing
- * more.  All of it lives in memory from
+ * table up only for blocks in marked spans, which also leave their owner's
+ * fast path (mspan_leave_fast_path) so that every free into them passes the
+ * check.  The mark counts the span's live samples (up to 254; at 255 it
+ * stays set until the span is set up anew); the span gets its fast path back
+ * when it next changes hands.  All of it lives in memory from
  * os_alloc_metadata: nothing here calls malloc.
  *
  * Output.  A pprof profile (profile.proto): Go's four heap sample types
@@ -80,7 +81,6 @@
 /* mspan.sampled counts live samples up to this; from there it stays set. */
 #define SPAN_SAMPLED_STICKY 255
 
-__thread intptr_t gm_prof_countdown __attribute__((tls_model("initial-exec")));
 static __thread bool prof_thread_ready __attribute__((tls_model("initial-exec")));
 static __thread bool prof_busy __attribute__((tls_model("initial-exec")));
 static __thread uint64_t prof_rng __attribute__((tls_model("initial-exec")));
@@ -359,21 +359,22 @@ static inline __attribute__((always_inline)) void record_sample(void *p, size_t 
         uint8_t n = __atomic_load_n(&s->sampled, __ATOMIC_RELAXED);
         if (n < SPAN_SAMPLED_STICKY)
             __atomic_store_n(&s->sampled, (uint8_t)(n + 1), __ATOMIC_RELEASE);
+        mspan_leave_fast_path(s, gm_tls.mcache);
     }
     prof_unlock();
 }
 
 void *mprof_alloc_slow(void *p, size_t size, void *ret_addr) {
     if (prof_busy) { /* the profiler's own allocations (pthread_atfork) */
-        gm_prof_countdown = COUNTDOWN_RECHECK;
+        gm_tls.prof_countdown = COUNTDOWN_RECHECK;
         return p;
     }
     if (!options_known()) {
-        gm_prof_countdown = COUNTDOWN_RECHECK;
+        gm_tls.prof_countdown = COUNTDOWN_RECHECK;
         return p;
     }
     if (!gm_obs.profile) {
-        gm_prof_countdown = COUNTDOWN_NEVER;
+        gm_tls.prof_countdown = COUNTDOWN_NEVER;
         return p;
     }
     size_t rate = gm_obs.profile_rate;
@@ -382,11 +383,11 @@ void *mprof_alloc_slow(void *p, size_t size, void *ret_addr) {
          * the first one when the cache is made), except at rate 1. */
         prof_thread_ready = true;
         if (rate > 1) {
-            gm_prof_countdown = next_sample(rate);
+            gm_tls.prof_countdown = next_sample(rate);
             return p;
         }
     }
-    gm_prof_countdown = next_sample(rate);
+    gm_tls.prof_countdown = next_sample(rate);
     if (!p)
         return p;
     int saved = errno;

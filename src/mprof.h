@@ -38,8 +38,7 @@ GM_INTERNAL void obs_options_init(void);
 /* Bytes left before this thread's next sample.  Starts at 0, so a thread's
  * first allocation takes the slow path, which sets the real countdown (or,
  * with profiling off, one so large it never runs out). */
-extern __thread intptr_t gm_prof_countdown GM_INTERNAL
-    __attribute__((tls_model("initial-exec")));
+/* (gm_tls.prof_countdown, common.h) */
 
 /* The countdown ran out with the allocation of p (NULL if it failed):
  * records p as a sample if profiling is on, and redraws the countdown. */
@@ -49,9 +48,8 @@ GM_INTERNAL void *mprof_alloc_slow(void *p, size_t size, void *ret_addr);
  * (then pass the block to mprof_alloc_slow). */
 static inline bool mprof_countdown(size_t size) {
     /* Unsigned: a failing request of an impossible size must not overflow. */
-    intptr_t c = (intptr_t)((uintptr_t)gm_prof_countdown - size);
-    gm_prof_countdown = c;
-    return c <= 0;
+    gm_tls.prof_countdown = (intptr_t)((uintptr_t)gm_tls.prof_countdown - size);
+    return gm_tls.prof_countdown <= 0;
 }
 
 /* Called with every block handed out: a subtraction and a branch.  ret_addr

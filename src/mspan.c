@@ -161,7 +161,9 @@ bool mspan_replenish(mspan *s) {
 }
 
 static struct mcache *fast_owner_for(const mspan *s, struct mcache *owner) {
-    return s->spanclass == GM_TINY_SPAN_CLASS ? NULL : owner;
+    if (s->spanclass == GM_TINY_SPAN_CLASS || __atomic_load_n(&s->sampled, __ATOMIC_RELAXED))
+        return NULL; /* tiny pieces, and profiler samples, free off the fast path */
+    return owner;
 }
 
 void mspan_set_owner(mspan *s, struct mcache *owner) {

@@ -63,7 +63,7 @@ typedef struct mspan {
     uint8_t nwords;        /* slot words (a power of two) */
     uint8_t zeroed;        /* large spans: memory known zero (fresh from the OS) */
     uint8_t sampled;       /* nonzero: holds blocks sampled by the heap profiler, and free()
-                            * must tell mprof.c.  Written by mprof under its lock (a count of
+                            * must tell mprof.c (such a span has no fast owner).  Written by mprof under its lock (a count of
                             * live samples), cleared when the span is set up.  First line. */
     struct mcache *owner;  /* NULL when mcentral holds it */
 
@@ -238,6 +238,15 @@ static inline bool mspan_slot_live(const mspan *s, uint32_t idx) {
     uint64_t ever = __atomic_load_n(span_ever_word(s, w), __ATOMIC_RELAXED);
     uint64_t r = __atomic_load_n(span_remote_word(s, w), __ATOMIC_RELAXED);
     return (ever & ~f & ~r & bit) != 0;
+}
+
+/* The heap profiler has sampled a block of s that this thread's cache (me)
+ * just handed out: frees into s leave the owner's fast path, so that they
+ * reach the profiler.  Only the owner writes fast_owner, and me is it if it
+ * is anyone's. */
+static inline void mspan_leave_fast_path(mspan *s, struct mcache *me) {
+    if (__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == me && me != NULL)
+        __atomic_store_n(&s->fast_owner, NULL, __ATOMIC_RELAXED);
 }
 
 /* Was slot idx ever handed out?  (The label of a bad free.) */

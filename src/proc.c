@@ -50,7 +50,9 @@ static mcache dead_mcache = EMPTY_CACHE(MCACHE_DEAD);
 static mcache orphan_mcache = EMPTY_CACHE(MCACHE_OWN);
 static gm_lock_t orphan_lock = GM_LOCK_INIT;
 
-__thread mcache *gm_tls_mcache __attribute__((tls_model("initial-exec"))) = &bootstrap_mcache;
+__thread gm_thread_state gm_tls __attribute__((tls_model("initial-exec"))) = {
+    .mcache = &bootstrap_mcache,
+};
 
 static gm_lock_t registry_lock = GM_LOCK_INIT;
 static mcache *registry;        /* live caches */
@@ -98,7 +100,7 @@ static mcache *cache_create(void) {
     registry = mc;
     gm_unlock(&registry_lock);
     /* Publish before pthread_setspecific, which may itself allocate. */
-    gm_tls_mcache = mc;
+    gm_tls.mcache = mc;
     if (thread_key_ok)
         pthread_setspecific(thread_key, mc);
     return mc;
@@ -130,7 +132,7 @@ static void cache_retire_locked(mcache *mc) {
 
 static void thread_exit(void *arg) {
     mcache *mc = arg;
-    gm_tls_mcache = &dead_mcache;
+    gm_tls.mcache = &dead_mcache;
     mcache_release_all(mc);
     gm_lock(&registry_lock);
     cache_retire_locked(mc);
@@ -207,7 +209,7 @@ static void fork_parent(void) {
 
 static bool survives_fork(const mspan *s) {
     mcache *owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
-    return owner == &orphan_mcache || (owner != NULL && owner == gm_tls_mcache);
+    return owner == &orphan_mcache || (owner != NULL && owner == gm_tls.mcache);
 }
 
 /* The child has one thread: the other threads' caches belong to nobody now.
@@ -219,7 +221,7 @@ static void fork_child(void) {
     gm_lock_reinit(&orphan_lock);
     gm_lock_reinit(&registry_lock);
     gm_lock_reinit(&init_lock);
-    mcache *self = gm_tls_mcache;
+    mcache *self = gm_tls.mcache;
     mcentral_rehome_after_fork(survives_fork);
     if (self->kind == MCACHE_OWN)
         mcache_after_fork(self);

@@ -77,7 +77,7 @@ static uint32_t tiny_check(mspan *s, void *p, const char *caller, uint32_t *bloc
     if (!mspan_slot_live(s, b)) /* its whole block was freed, or never handed out */
         gm_bad_pointer(caller, p, mspan_slot_ever(s, b));
     if (!(__atomic_load_n(&s->tiny_alloc[b], __ATOMIC_ACQUIRE) & ((uint32_t)1 << piece)))
-        gm_bad_pointer(caller, p, (uintptr_t)p == gm_tls_mcache->tiny_taken_back);
+        gm_bad_pointer(caller, p, (uintptr_t)p == gm_tls.mcache->tiny_taken_back);
     *block = b;
     return piece;
 }
@@ -103,7 +103,7 @@ static bool tiny_take_back(mcache *mc, mspan *s, uint32_t b, uint32_t piece) {
 }
 
 void tiny_free(mspan *s, void *p, const char *caller) {
-    mcache *mc = gm_tls_mcache;
+    mcache *mc = gm_tls.mcache;
     uintptr_t block = (uintptr_t)p & ~(uintptr_t)(GM_TINY_BLOCK - 1);
     if (mc->tiny == block &&
         tiny_take_back(mc, s, (uint32_t)((block - s->base) / GM_TINY_BLOCK),

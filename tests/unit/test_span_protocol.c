@@ -2,7 +2,7 @@
  * test_span_protocol: the span ownership protocol, driven step by step.
  *
  * Built with gomalloc's sources (not the overrides), so it can play several
- * threads from one: switching gm_tls_mcache between two caches A and B makes
+ * threads from one: switching gm_tls.mcache between two caches A and B makes
  * each gm_ call run as "thread A" or "thread B", and every interleaving below
  * happens in the order written, deterministically:
  *
@@ -43,7 +43,7 @@
 static mcache A, B;
 static unsigned spc;
 
-static void as(mcache *mc) { gm_tls_mcache = mc; }
+static void as(mcache *mc) { gm_tls.mcache = mc; }
 
 static uint64_t spans_in_use(void) {
     mheap_stats st;
@@ -250,7 +250,7 @@ static void *other_thread(void *arg) {
         t_objs[i] = NULL;
     }
     pthread_mutex_lock(&mu);
-    t_cache = gm_tls_mcache;
+    t_cache = gm_tls.mcache;
     stage = 1;
     pthread_cond_broadcast(&cv);
     while (stage != 2)
