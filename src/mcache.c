@@ -124,6 +124,18 @@ void mcache_span_emptied(mcache *mc, mspan *s) {
     mcentral_release_empty(s);
 }
 
+/* A set-aside span whose full flag another thread has cleared comes back
+ * to its class's partial list (or spares, if nothing in it is live). */
+static void back_from_aside(mcache *mc, mspan *s) {
+    mclass *cls = &mc->classes[s->spanclass];
+    mspan_unpark_nlive(s);
+    list_remove(&cls->full, s);
+    s->where = SPAN_PARTIAL;
+    list_push(&cls->partial, s);
+    if (s->nlive == 0)
+        mcache_span_emptied(mc, s);
+}
+
 /* Moves the spans other threads have pushed back to us onto their partial
  * lists. */
 static void revisit_drain(mcache *mc) {
@@ -132,15 +144,8 @@ static void revisit_drain(mcache *mc) {
     mspan *s = __atomic_exchange_n(&mc->revisit, NULL, __ATOMIC_ACQUIRE);
     while (s) {
         mspan *next = s->revisit_next;
-        if (s->owner == mc && s->where == SPAN_FULL) {
-            mclass *cls = &mc->classes[s->spanclass];
-            mspan_unpark_nlive(s);
-            list_remove(&cls->full, s);
-            s->where = SPAN_PARTIAL;
-            list_push(&cls->partial, s);
-            if (s->nlive == 0)
-                mcache_span_emptied(mc, s);
-        }
+        if (s->owner == mc && s->where == SPAN_FULL)
+            back_from_aside(mc, s);
         s = next;
     }
 }
@@ -244,14 +249,8 @@ void mcache_after_fork(mcache *mc) {
         mclass *cls = &mc->classes[spc];
         for (mspan *s = cls->full, *next; s; s = next) {
             next = s->next;
-            if (__atomic_load_n(&s->full, __ATOMIC_RELAXED) == 0) {
-                mspan_unpark_nlive(s);
-                list_remove(&cls->full, s);
-                s->where = SPAN_PARTIAL;
-                list_push(&cls->partial, s);
-                if (s->nlive == 0)
-                    mcache_span_emptied(mc, s);
-            }
+            if (__atomic_load_n(&s->full, __ATOMIC_RELAXED) == 0)
+                back_from_aside(mc, s);
         }
     }
     __atomic_store_n(&mc->revisit, NULL, __ATOMIC_RELAXED);
