@@ -62,24 +62,6 @@ void mcache_reset(mcache *mc, uint8_t kind) {
 
 /* ---- the owner's lists ---- */
 
-static void list_push(mspan **head, mspan *s) {
-    s->prev = NULL;
-    s->next = *head;
-    if (*head)
-        (*head)->prev = s;
-    *head = s;
-}
-
-static void list_remove(mspan **head, mspan *s) {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        *head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-}
-
 static size_t span_bytes(const mspan *s) { return (size_t)s->npages << GM_PAGE_SHIFT; }
 
 /* The owner's free has landed in a span it set aside (the free is done):
@@ -91,9 +73,9 @@ static bool unset_aside(mcache *mc, mspan *s) {
     if (!__atomic_load_n(&s->full, __ATOMIC_RELAXED) || !mspan_reclaim_set_aside(s))
         return false;
     mclass *cls = &mc->classes[s->spanclass];
-    list_remove(&cls->full, s);
+    mspan_list_remove(&cls->full, s);
     s->where = SPAN_PARTIAL;
-    list_push(&cls->partial, s);
+    mspan_list_push(&cls->partial, s);
     return true;
 }
 
@@ -101,14 +83,14 @@ void mcache_span_emptied(mcache *mc, mspan *s) {
     mclass *cls = &mc->classes[s->spanclass];
     switch (s->where) {
     case SPAN_PARTIAL:
-        list_remove(&cls->partial, s);
+        mspan_list_remove(&cls->partial, s);
         break;
     case SPAN_FULL:
         /* nlive was parked: the first free by the owner since it was set
          * aside, or a later one while a revisit push is pending. */
         if (!unset_aside(mc, s) || s->nlive != 0)
             return;
-        list_remove(&cls->partial, s);
+        mspan_list_remove(&cls->partial, s);
         break;
     default:
         return; /* current (biased, cannot happen) or already handled */
@@ -129,9 +111,9 @@ void mcache_span_emptied(mcache *mc, mspan *s) {
 static void back_from_aside(mcache *mc, mspan *s) {
     mclass *cls = &mc->classes[s->spanclass];
     mspan_unpark_nlive(s);
-    list_remove(&cls->full, s);
+    mspan_list_remove(&cls->full, s);
     s->where = SPAN_PARTIAL;
-    list_push(&cls->partial, s);
+    mspan_list_push(&cls->partial, s);
     if (s->nlive == 0)
         mcache_span_emptied(mc, s);
 }
@@ -181,7 +163,7 @@ static void give_back_class(mcache *mc, unsigned spc, bool keep_current) {
     mclass *cls = &mc->classes[spc];
     while (cls->partial) {
         mspan *s = cls->partial;
-        list_remove(&cls->partial, s);
+        mspan_list_remove(&cls->partial, s);
         mcentral_abandon(s);
     }
     release_spares(mc, cls);
@@ -212,7 +194,7 @@ void mcache_release_all(mcache *mc) {
         for (mspan *s = cls->full, *next; s; s = next) {
             next = s->next;
             if (mspan_reclaim_set_aside(s)) {
-                list_remove(&cls->full, s);
+                mspan_list_remove(&cls->full, s);
                 mcentral_abandon(s);
             } else {
                 pending = true;
@@ -271,7 +253,7 @@ static bool current_exhausted(mcache *mc, unsigned spc) {
         s->nlive += SPAN_CURRENT_BIAS; /* a remote free raced in: keep it */
     }
     s->where = SPAN_FULL;
-    list_push(&mc->classes[spc].full, s);
+    mspan_list_push(&mc->classes[spc].full, s);
     mc->alloc[spc] = &gm_empty_span;
     return false;
 }
@@ -292,7 +274,7 @@ static bool refill(mcache *mc, unsigned spc) {
     for (;;) {
         mspan *s;
         if ((s = cls->partial) != NULL) {
-            list_remove(&cls->partial, s);
+            mspan_list_remove(&cls->partial, s);
         } else if ((s = cls->empty) != NULL) {
             cls->empty = s->next;
             cls->nempty--;

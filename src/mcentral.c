@@ -46,24 +46,6 @@ typedef struct mcentral {
 
 static mcentral centrals[GM_NUM_SPAN_CLASSES] __attribute__((aligned(64)));
 
-static void list_push(mspan **head, mspan *s) {
-    s->prev = NULL;
-    s->next = *head;
-    if (*head)
-        (*head)->prev = s;
-    __atomic_store_n(head, s, __ATOMIC_RELAXED);
-}
-
-static void list_remove(mspan **head, mspan *s) {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        __atomic_store_n(head, s->next, __ATOMIC_RELAXED);
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-}
-
 static bool has_free_slot(const mspan *s) {
     return s->summary != 0 || s->nopen < ((uint32_t)s->nelems + 63) / 64;
 }
@@ -77,10 +59,10 @@ static bool file_span(mcentral *c, mspan *s, int32_t live) {
     }
     if (!has_free_slot(s) && mspan_set_aside(s)) {
         s->where = SPAN_CENTRAL_FULL;
-        list_push(&c->full, s);
+        mspan_list_push(&c->full, s);
     } else {
         s->where = SPAN_CENTRAL;
-        list_push(&c->partial, s);
+        mspan_list_push(&c->partial, s);
     }
     return true;
 }
@@ -94,7 +76,7 @@ static void drain_revisit(mcentral *c, mspan **freed) {
     while (s) {
         mspan *next = s->revisit_next;
         if (s->owner == NULL && s->where == SPAN_CENTRAL_FULL) {
-            list_remove(&c->full, s);
+            mspan_list_remove(&c->full, s);
             if (!file_span(c, s, mspan_recount(s))) {
                 s->next = *freed;
                 *freed = s;
@@ -125,7 +107,7 @@ mspan *mcentral_cache_span(unsigned spc, struct mcache *owner) {
         drain_revisit(c, &freed);
         for (int tries = 0; tries < ADOPT_TRIES && c->partial; tries++) {
             mspan *s = c->partial;
-            list_remove(&c->partial, s);
+            mspan_list_remove(&c->partial, s);
             int32_t live = mspan_recount(s);
             if (live > 0 && has_free_slot(s)) {
                 s->where = SPAN_ELSEWHERE;

@@ -185,6 +185,28 @@ static inline bool mspan_free_owned(mspan *s, const void *p, uintptr_t idx, cons
     return unlikely(--s->nlive == 0);
 }
 
+/* ---- lists of spans (a holder's own lists, through next and prev) ---- */
+
+/* The head is written with a relaxed atomic store: mcentral's lists are
+ * read without its lock, to skip an empty class. */
+static inline void mspan_list_push(mspan **head, mspan *s) {
+    s->prev = NULL;
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    __atomic_store_n(head, s, __ATOMIC_RELAXED);
+}
+
+static inline void mspan_list_remove(mspan **head, mspan *s) {
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        __atomic_store_n(head, s->next, __ATOMIC_RELAXED);
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
 /* ---- the owner's slow operations (mspan.c) ---- */
 
 /* Makes slots available again when the words in circulation are used up:
