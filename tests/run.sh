@@ -374,6 +374,10 @@ T_background() {
         run 120 GOMALLOC_BACKGROUND=1 GOMALLOC_SCAVENGE_DELAY_MS=100 \
             "${PRELOAD[@]}" "$OUT/test_background"
 }
+T_idle_release() {
+    need_lib && build "$CC" $TEST_CFLAGS -pthread tests/release/test_idle.c -o "$OUT/test_idle" &&
+        run 120 "${PRELOAD[@]}" "$OUT/test_idle"
+}
 T_pressure() {
     need_lib && build "$CC" $TEST_CFLAGS tests/pressure/test_pressure.c -o "$OUT/test_pressure" &&
         run 120 "${PRELOAD[@]}" "$OUT/test_pressure"
@@ -429,7 +433,7 @@ TESTS=(
     prog_perl thread_exit release early cxx cxx_link cxx_new_preload options launcher install
     deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
     unit_pagealloc calloc_refused window death unit_sizeclasses
-    api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default
+    api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default idle_release
 )
 
 # --------------------------------------------------------------- the runner
