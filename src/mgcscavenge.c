@@ -335,15 +335,26 @@ uint64_t scav_released_bytes(void) { return __atomic_load_n(&released, __ATOMIC_
 
 static void *bg_main(void *arg) {
     (void)arg;
-    uint64_t ops_seen = 0;
+    uint64_t ops_seen = 0, next_work = 0;
     for (;;) {
-        os_futex_wait(&bg_word, 0, BG_TICK_NS);
+        /* bg_word is 0 only while we wait: a wake-up costs the heap's
+         * side a system call at most once per wait. */
         __atomic_store_n(&bg_word, 0, __ATOMIC_RELAXED);
+        os_futex_wait(&bg_word, 0, BG_TICK_NS);
+        __atomic_store_n(&bg_word, 1, __ATOMIC_RELAXED);
+        uint64_t now = gm_nanotime();
+        if (now < next_work) {
+            /* Woken early (the memory limit): the pace still holds. */
+            os_sleep(next_work - now);
+            now = gm_nanotime();
+        }
         uint64_t ops = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED);
-        bool idle = ops == ops_seen;
+        unsigned pct = ops == ops_seen ? BG_IDLE_PERCENT : BG_BUSY_PERCENT;
         ops_seen = ops;
-        scavenge(MODE_BACKGROUND, true, SIZE_MAX,
-                 BG_TICK_NS * (idle ? BG_IDLE_PERCENT : BG_BUSY_PERCENT) / 100);
+        scavenge(MODE_BACKGROUND, true, SIZE_MAX, BG_TICK_NS * pct / 100);
+        /* Go's pacing: after t of work, rest t * (100 - pct) / pct. */
+        uint64_t spent = gm_nanotime() - now;
+        next_work = now + spent * 100 / pct;
     }
     return NULL;
 }

@@ -189,6 +189,14 @@ void os_futex_wait(int *word, int val, uint64_t timeout_ns) {
     errno = saved;
 }
 
+void os_sleep(uint64_t ns) {
+    int saved = errno;
+    struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    errno = saved;
+}
+
 void os_futex_wake(int *word) {
     int saved = errno;
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);

@@ -47,6 +47,8 @@ GM_INTERNAL uint64_t os_random(void);
 /* Sleeps while *word == val, at most timeout_ns; os_futex_wake wakes one. */
 GM_INTERNAL void os_futex_wait(int *word, int val, uint64_t timeout_ns);
 GM_INTERNAL void os_futex_wake(int *word);
+/* Sleeps ns nanoseconds. */
+GM_INTERNAL void os_sleep(uint64_t ns);
 /* Bytes mapped by os_alloc_metadata so far. */
 GM_INTERNAL size_t os_metadata_bytes(void);
 
