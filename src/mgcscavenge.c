@@ -138,7 +138,7 @@ static uint64_t cgroup_limit(void) {
         char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
         if (c2) {
             *c2 = 0;
-            if (strcmp(line, "0") == 0 && c1[1] == 0)
+            if (c1 == line + 1 && line[0] == '0' && c2 == c1 + 1)
                 v2 = c2 + 1; /* "0::/path" */
             for (char *ctl = c1 + 1; ctl && *ctl; ctl = strchr(ctl, ',') ? strchr(ctl, ',') + 1 : NULL)
                 if (strncmp(ctl, "memory", 6) == 0 && (ctl[6] == ',' || ctl[6] == 0))

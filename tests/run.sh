@@ -382,6 +382,19 @@ T_pressure() {
     need_lib && build "$CC" $TEST_CFLAGS tests/pressure/test_pressure.c -o "$OUT/test_pressure" &&
         run 120 "${PRELOAD[@]}" "$OUT/test_pressure"
 }
+# the memory limit, the kernel's refusals, the cgroup (tests/pressure/test_limits.c)
+limits() {
+    need_lib && build "$CC" $TEST_CFLAGS tests/pressure/test_limits.c -o "$OUT/test_limits_$1" \
+        "$LIB" $RPATH
+}
+T_limits_soft() { limits soft && run 120 GOMALLOC_MEMLIMIT_MB=1 "$OUT/test_limits_soft" soft; }
+T_limits_hard() { limits hard && run 120 "$OUT/test_limits_hard" hard; }
+T_limits_hardenv() {
+    limits hardenv && run 120 GOMALLOC_MEMLIMIT_MB=64 GOMALLOC_MEMLIMIT_HARD=1 \
+        "$OUT/test_limits_hardenv" hard_env
+}
+T_limits_huge() { limits huge && run 120 "$OUT/test_limits_huge" huge; }
+T_limits_cgroup() { limits cgroup && run 120 "$OUT/test_limits_cgroup" cgroup; }
 T_window() {
     need_lib && build "$CC" $TEST_CFLAGS tests/pressure/test_window.c -o "$OUT/test_window" &&
         run 120 "${PRELOAD[@]}" "$OUT/test_window"
@@ -433,7 +446,8 @@ TESTS=(
     prog_perl thread_exit release early cxx cxx_link cxx_new_preload options launcher install
     deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
     unit_pagealloc calloc_refused window death unit_sizeclasses
-    api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default idle_release
+    api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default idle_release 
+    limits_soft limits_hard limits_hardenv limits_huge limits_cgroup
 )
 
 # --------------------------------------------------------------- the runner

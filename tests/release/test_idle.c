@@ -3,7 +3,7 @@
  * options, while it makes no allocator call at all.
  *
  * For each way of freeing (small objects, large objects, small objects
- * freed by another thread that then exits), 1 GiB is allocated and written,
+ * freed by another thread that then exits), 512 MiB is allocated and written,
  * then freed; from then on the program only reads /proc/self/statm (with
  * open/read, no stdio, no malloc) and sleeps.  The resident set must come
  * back within 64 MiB of where it started before a generous deadline (the
@@ -24,7 +24,7 @@
 #include "../check.h"
 
 #define MiB ((size_t)1 << 20)
-#define TOTAL (1024 * MiB)
+#define TOTAL (512 * MiB)
 #define SMALL 1000
 #define NSMALL (TOTAL / SMALL)
 #define LARGE (256 << 10)
