@@ -358,6 +358,12 @@ T_fork() {
         run 300 "${PRELOAD[@]}" "$OUT/test_fork"
 }
 
+T_fork_scavenger() {
+    need_lib && build "$CC" $TEST_CFLAGS tests/fork/test_fork_scavenger.c \
+        -o "$OUT/test_fork_scavenger" &&
+        run 120 "${PRELOAD[@]}" "$OUT/test_fork_scavenger"
+}
+
 # the OS's memory
 T_release() {
     need_lib && build "$CC" $TEST_CFLAGS tests/release/test_release.c -o "$OUT/test_release" \
@@ -395,6 +401,11 @@ T_limits_hardenv() {
 }
 T_limits_huge() { limits huge && run 120 "$OUT/test_limits_huge" huge; }
 T_limits_cgroup() { limits cgroup && run 120 "$OUT/test_limits_cgroup" cgroup; }
+T_crowded() {
+    need_lib && build "$CC" $TEST_CFLAGS tests/pressure/test_crowded.c -o "$OUT/test_crowded" &&
+        run 120 "${PRELOAD[@]}" "$OUT/test_crowded"
+}
+T_ulimit() { need_lib && run 120 GM_LIB="$LIB" bash tests/pressure/test_ulimit.sh; }
 T_window() {
     need_lib && build "$CC" $TEST_CFLAGS tests/pressure/test_window.c -o "$OUT/test_window" &&
         run 120 "${PRELOAD[@]}" "$OUT/test_window"
@@ -447,7 +458,7 @@ TESTS=(
     deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
     unit_pagealloc calloc_refused window death unit_sizeclasses
     api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default idle_release 
-    limits_soft limits_hard limits_hardenv limits_huge limits_cgroup
+    limits_soft limits_hard limits_hardenv limits_huge limits_cgroup fork_scavenger crowded ulimit
 )
 
 # --------------------------------------------------------------- the runner
