@@ -384,6 +384,10 @@ T_idle_release() {
     need_lib && build "$CC" $TEST_CFLAGS -pthread tests/release/test_idle.c -o "$OUT/test_idle" &&
         run 120 "${PRELOAD[@]}" "$OUT/test_idle"
 }
+T_thp() {
+    need_lib && build "$CC" $TEST_CFLAGS tests/release/test_thp.c -o "$OUT/test_thp" &&
+        run 120 GOMALLOC_THP=always "${PRELOAD[@]}" "$OUT/test_thp"
+}
 T_pressure() {
     need_lib && build "$CC" $TEST_CFLAGS tests/pressure/test_pressure.c -o "$OUT/test_pressure" &&
         run 120 "${PRELOAD[@]}" "$OUT/test_pressure"
@@ -458,7 +462,7 @@ TESTS=(
     deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
     unit_pagealloc calloc_refused window death unit_sizeclasses
     api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default idle_release 
-    limits_soft limits_hard limits_hardenv limits_huge limits_cgroup fork_scavenger crowded ulimit
+    limits_soft limits_hard limits_hardenv limits_huge limits_cgroup fork_scavenger crowded ulimit thp
 )
 
 # --------------------------------------------------------------- the runner
