@@ -363,15 +363,17 @@ static void *bg_main(void *arg) {
  * thread's cache go through the shared cache for threads without one. */
 static mcache start_cache;
 
+enum { SPAWNED, NOT_NOW, FAILED };
+
 /* pthread_create allocates (the new thread's TLS vector), and this may be
  * called in the middle of the calling thread's cache refill: the thread's
  * cache is swapped for start_cache meanwhile, so the nested allocations
  * cannot touch the cache being refilled.  All signals are blocked in the
  * new thread: the program's handlers never run on it. */
-static bool bg_spawn(void) {
+static int bg_spawn(void) {
     mcache *mine = gm_tls_mcache;
     if (mine->kind == MCACHE_DEAD)
-        return false; /* exiting, maybe inside the shared cache's lock */
+        return NOT_NOW; /* exiting, maybe inside the shared cache's lock */
     if (start_cache.kind != MCACHE_DEAD)
         mcache_reset(&start_cache, MCACHE_DEAD);
     pthread_attr_t attr;
@@ -387,7 +389,7 @@ static bool bg_spawn(void) {
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     gm_tls_mcache = mine;
-    return ok;
+    return ok ? SPAWNED : FAILED;
 }
 
 /* In a forked child only the forking thread exists: start a thread of our
@@ -409,9 +411,12 @@ void scav_start_background(void) {
         return;
     if (!__atomic_exchange_n(&atfork_done, 1, __ATOMIC_RELAXED))
         pthread_atfork(NULL, NULL, bg_fork_child); /* allocates: here, where that is safe */
-    bool ok = bg_spawn();
-    /* Release: the thread's view of the state set up before it. */
-    __atomic_store_n(&bg_state, ok ? BG_RUNNING : BG_WANTED, __ATOMIC_RELEASE);
+    int r = bg_spawn();
+    /* A process that may not start threads (RLIMIT_NPROC, a sandbox) is
+     * not asked again: the slow paths and malloc_trim return its memory.
+     * Release: the thread's view of the state set up before it. */
+    __atomic_store_n(&bg_state, r == SPAWNED ? BG_RUNNING : r == NOT_NOW ? BG_WANTED : BG_OFF,
+                     __ATOMIC_RELEASE);
 }
 
 /* ---- the public limit ---- */
@@ -425,6 +430,7 @@ int gm_set_memory_limit(size_t bytes, int hard) {
     mheap_unlock();
     __atomic_store_n(&pending, 1, __ATOMIC_RELAXED);
     scav_assist();
+    scav_start_background();
     return 0;
 }
 

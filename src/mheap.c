@@ -337,8 +337,9 @@ bool mheap_resize_large(mspan *s, size_t npages, size_t size) {
         free_pages(s->base + (npages << GM_PAGE_SHIFT), old - npages);
     } else if (npages > old) {
         size_t nscav, more = npages - old;
-        ok = scav_admit_locked(pages_inuse, more) && pagealloc_alloc_at(end, more, &nscav);
-        if (!ok && end == arena_committed_end()) {
+        bool admitted = scav_admit_locked(pages_inuse, more);
+        ok = admitted && pagealloc_alloc_at(end, more, &nscav);
+        if (!ok && admitted && end == arena_committed_end()) {
             /* The block ends the heap: grow the heap under it. */
             uintptr_t addr;
             size_t got;
