@@ -1,6 +1,7 @@
 /*
  * mheap: the one heap.  It owns the page allocator, the arenas (through
- * arena.c), the mspan structures, large objects, and the scavenger's policy.
+ * arena.c), the mspan structures and large objects; the scavenger
+ * (mgcscavenge.c) works on its free pages.
  *
  * - Pages: 8 KiB.  A span is a run of pages; small-object spans come in the
  *   page count of their size class, large spans in whatever a request needs
@@ -21,9 +22,12 @@
  * - Large objects: the last few freed runs of up to 1 MiB are kept as they
  *   are and handed out again for the same page count (see large_cache).
  *
- * Locking: heap_lock guards everything here.  It is the innermost allocator
- * lock: mcentral drops its own lock before it calls in, and only fork()
- * preparation holds both (mcentral's first).  Nothing here calls up.
+ * Locking: heap_lock guards everything here, and the scavenger's [heap]
+ * state (it takes the lock through mheap_lock).  It is the innermost
+ * allocator lock: mcentral drops its own lock before it calls in, and only
+ * fork() preparation holds both (mcentral's first).  Nothing here calls up,
+ * and no system call that may take long (madvise) or allocate
+ * (pthread_create) runs under it: those happen after it is dropped.
  */
 #define _GNU_SOURCE
 #include "mheap.h"
