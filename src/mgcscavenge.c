@@ -91,6 +91,11 @@ static bool limit_hard;
 static uint64_t refused_at;
 static bool ever_refused;
 static uint64_t assist_window, assist_ns; /* soft-limit assist time in this window */
+/* Runs taken for release right now.  A fork() in the middle of a release
+ * would leave them taken for good in the child, which has no thread to
+ * give them back: the child handler returns them (as dirty). */
+#define INFLIGHT_MAX 16
+static struct { uintptr_t addr; size_t npages; } inflight[INFLIGHT_MAX];
 
 /* atomic */
 static int pending;           /* an assist has work (over headroom or limit) */
@@ -279,9 +284,15 @@ static size_t scavenge(int mode, bool aged, size_t max_pages, uint64_t max_ns) {
         }
         size_t want = w.pages < max_pages - done ? w.pages : max_pages - done;
         uintptr_t addr = 0;
-        size_t n = want ? pagealloc_scav_take(want < STEP_PAGES ? want : STEP_PAGES, w.older_than,
-                                              w.keep_dense && gm_opt.thp != GM_THP_NEVER, &addr)
-                        : 0;
+        size_t n = 0;
+        int slot = 0;
+        while (slot < INFLIGHT_MAX && inflight[slot].npages)
+            slot++;
+        if (want && slot < INFLIGHT_MAX)
+            n = pagealloc_scav_take(want < STEP_PAGES ? want : STEP_PAGES, w.older_than,
+                                    w.keep_dense && gm_opt.thp != GM_THP_NEVER, &addr);
+        if (n)
+            inflight[slot].addr = addr, inflight[slot].npages = n;
         if (!n) {
             if (mode != MODE_TRIM) /* the next heap operation looks again */
                 __atomic_store_n(&pending, 0, __ATOMIC_RELAXED);
@@ -293,6 +304,7 @@ static size_t scavenge(int mode, bool aged, size_t max_pages, uint64_t max_ns) {
         bool ok = os_release((void *)addr, n << GM_PAGE_SHIFT);
         uint64_t t2 = gm_nanotime();
         mheap_lock();
+        inflight[slot].npages = 0;
         pagealloc_scav_return(addr, n, ok);
         if (!ok)
             ever_refused = true, refused_at = t2;
@@ -392,9 +404,17 @@ static int bg_spawn(void) {
     return ok ? SPAWNED : FAILED;
 }
 
-/* In a forked child only the forking thread exists: start a thread of our
- * own if the parent had one (its heap, now ours, was worth it). */
-static void bg_fork_child(void) {
+/* In a forked child only the forking thread exists: runs that were being
+ * released go back to the heap, and the child starts a thread of its own
+ * if the parent had one (its heap, now the child's, was worth it). */
+static void fork_child(void) {
+    mheap_lock(); /* reset by the allocator's own child handler, which ran first */
+    for (int i = 0; i < INFLIGHT_MAX; i++) {
+        if (inflight[i].npages)
+            pagealloc_scav_return(inflight[i].addr, inflight[i].npages, false);
+        inflight[i].npages = 0;
+    }
+    mheap_unlock();
     if (__atomic_load_n(&bg_state, __ATOMIC_RELAXED) == BG_OFF)
         return;
     __atomic_store_n(&bg_state, BG_WANTED, __ATOMIC_RELAXED);
@@ -404,13 +424,14 @@ static void bg_fork_child(void) {
 
 void scav_start_background(void) {
     static int atfork_done;
+    if (unlikely(!__atomic_load_n(&atfork_done, __ATOMIC_RELAXED)) &&
+        !__atomic_exchange_n(&atfork_done, 1, __ATOMIC_RELAXED))
+        pthread_atfork(NULL, NULL, fork_child); /* allocates: here, where that is safe */
     if (likely(__atomic_load_n(&bg_state, __ATOMIC_RELAXED) != BG_WANTED))
         return;
     if (!__atomic_compare_exchange_n(&bg_state, &(int){ BG_WANTED }, BG_STARTING, false,
                                      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
         return;
-    if (!__atomic_exchange_n(&atfork_done, 1, __ATOMIC_RELAXED))
-        pthread_atfork(NULL, NULL, bg_fork_child); /* allocates: here, where that is safe */
     int r = bg_spawn();
     /* A process that may not start threads (RLIMIT_NPROC, a sandbox) is
      * not asked again: the slow paths and malloc_trim return its memory.
