@@ -121,6 +121,7 @@ bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got) {
     if (bytes > GM_HEAP_RANGE)
         return false;
     bytes = gm_align_up(bytes, GM_CHUNK_SIZE);
+    os_keep_metadata_reserve();
     uintptr_t window_end = gm_heap_base + GM_HEAP_RANGE;
     uintptr_t at = committed_end;
     bool wrapped = false;

@@ -408,6 +408,7 @@ static int bg_spawn(void) {
  * released go back to the heap, and the child starts a thread of its own
  * if the parent had one (its heap, now the child's, was worth it). */
 static void fork_child(void) {
+    os_fork_child();
     mheap_lock(); /* reset by the allocator's own child handler, which ran first */
     for (int i = 0; i < INFLIGHT_MAX; i++) {
         if (inflight[i].npages)

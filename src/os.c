@@ -115,14 +115,62 @@ bool os_release(void *addr, size_t bytes) {
     return ok;
 }
 
+/* Address space kept back for metadata.  The heap grows until the kernel
+ * refuses (RLIMIT_AS, the commit limit); the metadata that freed heap
+ * memory needs to be used again (a span struct of a new size, a segment of
+ * page-allocator state) must not then be refused too.  So a reservation
+ * is kept (PROT_NONE, refilled by os_keep_metadata_reserve each time the
+ * heap grows) and metadata is cut from it when a fresh mapping fails. */
+#define META_RESERVE ((size_t)2 << 20)
+static gm_lock_t reserve_lock = GM_LOCK_INIT; /* metadata comes from several tiers' locks */
+static char *reserve_cur;
+static size_t reserve_left;
+
+void os_keep_metadata_reserve(void) {
+    if (__atomic_load_n(&reserve_left, __ATOMIC_RELAXED))
+        return;
+    int saved = errno;
+    void *p = mmap(NULL, META_RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    errno = saved;
+    if (p == MAP_FAILED)
+        return;
+    gm_lock(&reserve_lock);
+    if (reserve_left) { /* refilled meanwhile */
+        gm_unlock(&reserve_lock);
+        os_unmap(p, META_RESERVE);
+        return;
+    }
+    reserve_cur = p;
+    __atomic_store_n(&reserve_left, META_RESERVE, __ATOMIC_RELAXED);
+    gm_unlock(&reserve_lock);
+}
+
+static void *from_reserve(size_t bytes) {
+    bytes = (bytes + 4095) & ~(size_t)4095;
+    void *p = NULL;
+    gm_lock(&reserve_lock);
+    if (bytes <= reserve_left && mprotect(reserve_cur, bytes, PROT_READ | PROT_WRITE) == 0) {
+        p = reserve_cur;
+        reserve_cur += bytes;
+        __atomic_store_n(&reserve_left, reserve_left - bytes, __ATOMIC_RELAXED);
+    }
+    gm_unlock(&reserve_lock);
+    return p;
+}
+
+void os_fork_child(void) { gm_lock_reinit(&reserve_lock); }
+
 void *os_alloc_metadata(size_t bytes) {
     if (fault_now(GM_FAULT_MMAP))
         return NULL;
     int saved = errno;
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    errno = saved;
     if (p == MAP_FAILED)
+        p = __atomic_load_n(&reserve_left, __ATOMIC_RELAXED) ? from_reserve(bytes) : NULL;
+    errno = saved;
+    if (!p)
         return NULL;
     /* Metadata is touched sparsely: under a kernel THP mode of "always" a
      * huge page would make a few written words cost 2 MiB. */

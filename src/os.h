@@ -26,6 +26,11 @@ GM_INTERNAL void os_hugepages(void *addr, size_t bytes, bool want);
 GM_INTERNAL bool os_release(void *addr, size_t bytes);
 /* Fresh zeroed read-write memory for allocator metadata (never freed). */
 GM_INTERNAL void *os_alloc_metadata(size_t bytes);
+/* Keeps a little address space back for os_alloc_metadata, for when the
+ * kernel refuses new mappings (called under the heap lock as it grows). */
+GM_INTERNAL void os_keep_metadata_reserve(void);
+/* In a forked child: resets this layer's lock. */
+GM_INTERNAL void os_fork_child(void);
 /* Unmaps a reservation (used only when a reservation attempt is abandoned). */
 GM_INTERNAL void os_unmap(void *addr, size_t bytes);
 /* A close-on-exec duplicate of fd at a high number (-1 on failure), so a
