@@ -40,6 +40,12 @@
  * on malloc_trim.  A forked child whose parent ran the thread starts its own
  * from the fork handler.
  *
+ * Invariants: a page is released by at most one thread at a time (it is
+ * in use in the page allocator while taken); every taken run is listed in
+ * `inflight` until it is returned, so a forked child can give back the runs
+ * whose releasing threads it did not inherit; a page is marked released
+ * only after madvise succeeded.
+ *
  * Locking: state marked [heap] is guarded by the heap lock (mheap's, taken
  * here through mheap_lock); the rest is atomic, relaxed unless noted.  The
  * heap lock is never held across a system call that can take long (madvise)
