@@ -33,7 +33,8 @@
  * background scavenger: it wakes every BG_TICK_NS and works for at most 1%
  * of that time while the program uses the heap, 25% while the heap has been
  * idle for the whole tick (nothing else wants the time then, and an idle
- * program should get its memory back within about a second).  It starts
+ * program should get its memory back within about a second); on an idle
+ * tick it first asks mcentral for the spans other threads' frees emptied.  It starts
  * lazily, at the first safe point (see scav_start_background) after the
  * heap has first mapped BG_START_BYTES: a program whose heap stays smaller
  * never gets a thread, and its free memory goes back on its slow paths or
@@ -60,6 +61,7 @@
 
 #include "gomalloc.h"
 #include "mcache.h"
+#include "mcentral.h"
 #include "mheap.h"
 #include "mpagealloc.h"
 #include "options.h"
@@ -366,10 +368,14 @@ static void *bg_main(void *arg) {
             os_sleep(next_work - now);
             now = gm_nanotime();
         }
-        uint64_t ops = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED);
-        unsigned pct = ops == ops_seen ? BG_IDLE_PERCENT : BG_BUSY_PERCENT;
-        ops_seen = ops;
+        bool idle = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED) == ops_seen;
+        /* An idle heap may still hold spans that other threads' frees
+         * emptied: mcentral hands those back only when asked. */
+        if (idle)
+            mcentral_reclaim();
+        unsigned pct = idle ? BG_IDLE_PERCENT : BG_BUSY_PERCENT;
         scavenge(MODE_BACKGROUND, true, SIZE_MAX, BG_TICK_NS * pct / 100);
+        ops_seen = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED); /* after our own frees */
         /* Go's pacing: after t of work, rest t * (100 - pct) / pct. */
         uint64_t spent = gm_nanotime() - now;
         next_work = now + spent * 100 / pct;
