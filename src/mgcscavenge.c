@@ -395,7 +395,7 @@ enum { SPAWNED, NOT_NOW, FAILED };
  * cannot touch the cache being refilled.  All signals are blocked in the
  * new thread: the program's handlers never run on it. */
 static int bg_spawn(void) {
-    mcache *mine = gm_tls_mcache;
+    mcache *mine = gm_tls.mcache;
     if (mine->kind == MCACHE_DEAD)
         return NOT_NOW; /* exiting, maybe inside the shared cache's lock */
     if (start_cache.kind != MCACHE_DEAD)
@@ -404,7 +404,7 @@ static int bg_spawn(void) {
     sigset_t all, old;
     pthread_t t;
     sigfillset(&all);
-    gm_tls_mcache = &start_cache;
+    gm_tls.mcache = &start_cache;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 64 * 1024);
@@ -412,7 +412,7 @@ static int bg_spawn(void) {
     bool ok = pthread_create(&t, &attr, bg_main, NULL) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
-    gm_tls_mcache = mine;
+    gm_tls.mcache = mine;
     return ok ? SPAWNED : FAILED;
 }
 
