@@ -148,9 +148,49 @@ def fmt_mib(kb):
     return "%.1f" % mib if mib < 100 else "%.0f" % mib
 
 
+def is_release(label):
+    """The release-* programs measure returning memory: their wall time is mostly fixed sleeps
+    and their peak RSS is the same by design, so they get a table of their own."""
+    return label.startswith("release")
+
+
+def release_table(benches, cells, names):
+    rows = [["returning memory", ""] + names]
+    for label, key, title, fmt in (
+            ("release-stall", "worst_pair_us", "stall: longest 2 MiB pair", "ms"),
+            ("release-stall", "worst_other_us", "stall: longest 40 KiB pair, 2nd thread", "ms"),
+            ("release-idle", "back_ms", "idle: time to start+64 MiB", "s"),
+            ("release-idle", "rss_1s_kb", "idle: RSS 1 s after free-all", "mib"),
+            ("release-idle", "rss_end_kb", "idle: RSS 3 s after free-all", "mib"),
+            ("release-trim", "trim_us", "trim: malloc_trim(0) time", "ms"),
+            ("release-trim", "rss_trim_kb", "trim: RSS after it", "mib"),
+            ("release-trim", "rss_start_kb", "  RSS at start", "mib")):
+        if label not in benches:
+            continue
+        r = [title, ""]
+        for a in names:
+            c = cells.get((label, a))
+            vals = [m[key] for m in c.metrics if key in m] if c is not None and c.ok() else []
+            if not vals:
+                r.append("FAIL" if c is not None and c.fail else "-")
+                continue
+            v = statistics.median(vals)
+            if fmt == "ms":
+                r.append("%.1f ms" % (v / 1000.0))
+            elif fmt == "s":
+                r.append("never" if v < 0 else "%.2f s" % (v / 1000.0))
+            else:
+                r.append(fmt_mib(v))
+        rows.append(r)
+    return table(rows, right_from=2)
+
+
 def build_tables(benches, cells, allocs, ref, nproc):
     names = [a for a, _, _ in allocs]
     out = {}
+    if any(is_release(l) for l in benches):
+        out["release"] = release_table(benches, cells, names)
+    benches = {l: v for l, v in benches.items() if not is_release(l)}
     ratios = {"time": {}, "rss": {}}
     for kind in ("time", "rss"):
         rows = [["benchmark", "thr"] + names]
@@ -327,6 +367,7 @@ def cmd_runs(args):
     m = machine()
     ref = "gomalloc" if "gomalloc" in names else ("glibc" if "glibc" in names else names[0])
     tables, ratios = build_tables(benches, cells, allocs, ref, m["nproc"])
+    benches = {l: v for l, v in benches.items() if not is_release(l)}
 
     if ref == "gomalloc":
         refnote = "ratio = allocator / gomalloc: above 1 means gomalloc is better"
@@ -345,6 +386,8 @@ def cmd_runs(args):
     if tput:
         text += ["", "Throughput, million ops/s (medians; (xN): scaling over the 1-thread run)",
                  tput]
+    if "release" in tables:
+        text += ["", "Returning memory to the OS (medians)", tables["release"]]
     text += [""] + notes
     if fails:
         text.append("FAIL cells: " + "; ".join("%s under %s: %s" % f for f in sorted(fails)))
@@ -383,6 +426,8 @@ def cmd_runs(args):
     if tput:
         md += ["", "## Throughput, million ops/s (medians; (xN): scaling over 1 thread)", "",
                "```", tput, "```"]
+    if "release" in tables:
+        md += ["", "## Returning memory to the OS (medians)", "", "```", tables["release"], "```"]
     md += [""] + ["- " + n for n in notes]
     if fails:
         md += ["- FAIL cells: " + "; ".join("%s under %s: %s" % f for f in sorted(fails))]

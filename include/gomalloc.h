@@ -92,6 +92,18 @@ typedef struct gm_heap_stats {
 GM_API void gm_get_heap_stats_sized(gm_heap_stats *out, size_t size);
 #define gm_get_heap_stats(out) gm_get_heap_stats_sized((out), sizeof *(out))
 
+/* A memory limit on the heap, like Go's GOMEMLIMIT (0 removes it).  Soft
+ * (hard == 0): free memory goes back to the OS so that in-use plus retained
+ * free memory stays under 95% of it, as far as the program's live memory
+ * allows.  Hard: in addition, an allocation that would put the memory in
+ * use over the limit fails with ENOMEM.  Returns 0, or -1 if the allocator
+ * cannot start.  The default comes from GOMALLOC_MEMLIMIT_MB and
+ * GOMALLOC_MEMLIMIT_HARD, else from the cgroup's memory limit. */
+GM_API int gm_set_memory_limit(size_t bytes, int hard);
+/* The current limit in bytes (0: none); *hard (if not NULL) says whether it
+ * is hard. */
+GM_API size_t gm_get_memory_limit(int *hard);
+
 /* Writes the full Go-style heap report (as malloc_stats) to a file descriptor. */
 GM_API void gm_print_stats(int fd);
 

@@ -36,12 +36,15 @@ static inline struct mspan *spanof(const void *p) {
                            __ATOMIC_ACQUIRE);
 }
 
-/* Chooses the heap window and reserves the first arena.  Heap lock held. */
+/* Chooses the heap window and the heap's random start in it; maps nothing.
+ * Heap lock held. */
 GM_INTERNAL bool arena_init(void);
 
 /* Commits at least `bytes` (rounded up to whole chunks) of new heap memory,
- * reserving more arenas as needed (contiguous when the address space allows).
- * Returns the chunk-aligned start and the committed size.  Heap lock held. */
+ * right after the previous step when that range is free, else further up the
+ * window.  Returns the chunk-aligned start and the committed size; false
+ * when the kernel refuses the commit or the window has no room.  Heap lock
+ * held. */
 GM_INTERNAL bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got);
 
 /* The end of the committed heap: growing from here is contiguous. */

@@ -1,6 +1,7 @@
 /*
  * mheap: the one heap.  It owns the page allocator, the arenas (through
- * arena.c), the mspan structures, large objects, and the scavenger's policy.
+ * arena.c), the mspan structures and large objects; the scavenger
+ * (mgcscavenge.c) works on its free pages.
  *
  * - Pages: 8 KiB.  A span is a run of pages; small-object spans come in the
  *   page count of their size class, large spans in whatever a request needs
@@ -11,22 +12,22 @@
  *   so a stale pointer to one is always safe to read.  mheap hands out bare
  *   spans (pages, a zeroed struct, the span map); the slot state and its
  *   ownership are mspan's and mcache's business.
- * - Scavenger: pages that stayed free for opt.scavenge_delay go back to the OS
- *   (MADV_DONTNEED), checked at most every opt.scavenge_tick on slow paths;
- *   free dirty pages above max(opt.retain, recent peak in-use) go back at
- *   once, where the recent peak covers the last one or two delay windows.  Pages
- *   just freed are the first reused (first fit), so a churn of large objects
- *   keeps its pages resident instead of faulting them in again.
- * - With a memory limit (GOMALLOC_MEMLIMIT_MB, Go's GOMEMLIMIT) the scavenger
- *   keeps in-use plus dirty free pages under 95% of it, releasing
- *   synchronously when an allocation or free would cross it.
- *   GOMALLOC_BACKGROUND=1 adds Go's background scavenger as a thread.
+ * - The scavenger (mgcscavenge.c) decides when free pages go back to the OS
+ *   and does that work outside the heap lock; mheap tells it, under the
+ *   lock, what went into and out of use (scav_*_locked), and gives it a
+ *   bounded turn (scav_assist) after it has dropped the lock on its large
+ *   paths and before mcentral asks for a span.  Pages just freed are the
+ *   first reused (first fit), so a churn of large objects keeps its pages
+ *   resident instead of faulting them in again.
  * - Large objects: the last few freed runs of up to 1 MiB are kept as they
  *   are and handed out again for the same page count (see large_cache).
  *
- * Locking: heap_lock guards everything here.  It is the innermost allocator
- * lock: mcentral drops its own lock before it calls in, and only fork()
- * preparation holds both (mcentral's first).  Nothing here calls up.
+ * Locking: heap_lock guards everything here, and the scavenger's [heap]
+ * state (it takes the lock through mheap_lock).  It is the innermost
+ * allocator lock: mcentral drops its own lock before it calls in, and only
+ * fork() preparation holds both (mcentral's first).  Nothing here calls up,
+ * and no system call that may take long (madvise) or allocate
+ * (pthread_create) runs under it: those happen after it is dropped.
  */
 #define _GNU_SOURCE
 #include "mheap.h"
@@ -37,6 +38,7 @@
 #include <time.h>
 
 #include "arena.h"
+#include "mgcscavenge.h"
 #include "mpagealloc.h"
 #include "options.h"
 #include "os.h"
@@ -46,13 +48,8 @@ static gm_lock_t heap_lock = GM_LOCK_INIT;
 
 static size_t pages_inuse;
 static size_t large_inuse_bytes, large_inuse_objects;
-static uint64_t large_allocs, large_frees, span_allocs, scavenged_bytes;
+static uint64_t large_allocs, large_frees, span_allocs;
 static uint64_t spans_inuse[GM_NUM_SPAN_CLASSES];
-static uint64_t last_tick;
-/* The most pages in use in the current and the previous scavenge-delay
- * window: what the program may well need again soon. */
-static size_t peak_cur, peak_prev;
-static uint64_t window_start;
 
 /* ---- metadata allocator for span structs ---- */
 
@@ -165,6 +162,7 @@ put:
     large_cache[victim].freed_at = gm_nanotime();
     large_cache_pages += npages;
     pages_inuse -= npages;
+    scav_note_locked(pages_inuse);
     return true;
 }
 
@@ -172,7 +170,8 @@ static uintptr_t large_cache_take(size_t npages, size_t align_pages) {
     for (unsigned i = 0; i < LARGE_CACHE_SLOTS; i++) {
         uintptr_t base = large_cache[i].base;
         if (base && large_cache[i].npages == npages &&
-            (base & ((align_pages << GM_PAGE_SHIFT) - 1)) == 0) {
+            (base & ((align_pages << GM_PAGE_SHIFT) - 1)) == 0 &&
+            scav_admit_locked(pages_inuse, npages)) {
             large_cache[i].base = 0;
             large_cache_pages -= npages;
             pages_inuse += npages;
@@ -184,60 +183,9 @@ static uintptr_t large_cache_take(size_t npages, size_t align_pages) {
 
 /* ---- pages ---- */
 
-/* When the kernel refuses to release pages (mlocked memory, a seccomp
- * filter), the automatic scavenger waits this long before it asks again, so
- * a process where every madvise fails pays one failed call per interval
- * rather than one per free.  malloc_trim always asks. */
-#define RELEASE_RETRY_NS ((uint64_t)1000000000)
-static uint64_t release_refused_at;
-static bool release_ever_refused;
-
-static bool release_to_os(uintptr_t addr, size_t bytes) {
-    if (!os_release((void *)addr, bytes)) {
-        release_ever_refused = true;
-        release_refused_at = gm_nanotime();
-        return false;
-    }
-    scavenged_bytes += bytes;
-    return true;
-}
-
-/* Free dirty pages over the retain limit go back now; pages free for longer
- * than the delay go back on each tick. */
-static void scavenge_locked(uint64_t now) {
-    if (now - window_start >= gm_opt.scavenge_delay_ns) {
-        peak_prev = peak_cur;
-        peak_cur = pages_inuse;
-        window_start = now;
-    }
-    if (now - last_tick >= gm_opt.scavenge_tick_ns && now > gm_opt.scavenge_delay_ns)
-        large_cache_expire(now - gm_opt.scavenge_delay_ns);
-    size_t dirty = pagealloc_free_pages() - pagealloc_scav_pages();
-    size_t limit = gm_opt.retain_bytes >> GM_PAGE_SHIFT;
-    if (limit < peak_cur)
-        limit = peak_cur;
-    if (limit < peak_prev)
-        limit = peak_prev;
-    if (release_ever_refused && now - release_refused_at < RELEASE_RETRY_NS)
-        return;
-    if (gm_opt.memlimit_bytes) {
-        /* Go's memory limit: keep in-use plus dirty free pages under 95% of
-         * it, whatever their age. */
-        size_t goal = (gm_opt.memlimit_bytes >> GM_PAGE_SHIFT) / 20 * 19;
-        size_t room = goal > pages_inuse ? goal - pages_inuse : 0;
-        if (limit > room)
-            limit = room;
-    }
-    if (dirty > limit)
-        dirty -= pagealloc_scavenge(dirty - limit, UINT64_MAX, release_to_os);
-    if (dirty && now - last_tick >= gm_opt.scavenge_tick_ns) {
-        __atomic_store_n(&last_tick, now, __ATOMIC_RELAXED);
-        if (now > gm_opt.scavenge_delay_ns)
-            pagealloc_scavenge(SIZE_MAX, now - gm_opt.scavenge_delay_ns, release_to_os);
-    }
-}
-
 static uintptr_t alloc_pages(size_t npages, size_t align_pages, bool *zeroed) {
+    if (!scav_admit_locked(pages_inuse, npages))
+        return 0; /* over a hard memory limit: ENOMEM */
     size_t nscav = 0;
     uintptr_t a = pagealloc_alloc(npages, align_pages, &nscav);
     if (!a && large_cache_pages) {
@@ -256,25 +204,22 @@ static uintptr_t alloc_pages(size_t npages, size_t align_pages, bool *zeroed) {
         size_t got;
         if (!arena_grow(bytes, &addr, &got) || !pagealloc_grow(addr, got >> GM_PAGE_SHIFT))
             return 0;
+        scav_note_grow_locked(arena_committed_bytes());
         a = pagealloc_alloc(npages, align_pages, &nscav);
         if (!a)
             return 0;
     }
     *zeroed = nscav == npages;
     pages_inuse += npages;
-    if (pages_inuse > peak_cur)
-        peak_cur = pages_inuse;
+    scav_note_locked(pages_inuse);
     gm_note_peak_pages(pages_inuse); /* PeakHeapInuse in the stats (mstats.c) */
-    if (gm_opt.memlimit_bytes && nscav < npages)
-        scavenge_locked(gm_nanotime()); /* reusing dirty pages may free room under the limit */
     return a;
 }
 
 static void free_pages(uintptr_t base, size_t npages) {
-    uint64_t now = gm_nanotime();
-    pagealloc_free(base, npages, now);
+    pagealloc_free(base, npages, gm_nanotime());
     pages_inuse -= npages;
-    scavenge_locked(now);
+    scav_note_locked(pages_inuse);
 }
 
 
@@ -283,6 +228,8 @@ static void free_pages(uintptr_t base, size_t npages) {
 bool mheap_init(void) {
     gm_lock(&heap_lock);
     bool ok = arena_init() && pagealloc_init(gm_heap_base);
+    if (ok)
+        scav_init();
     gm_unlock(&heap_lock);
     return ok;
 }
@@ -330,8 +277,6 @@ mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size, bool ze
         gm_unlock(&heap_lock);
         return NULL;
     }
-    if (zero && !zeroed && (npages << GM_PAGE_SHIFT) >= ZERO_BY_RELEASE_BYTES)
-        zeroed = os_release((void *)base, npages << GM_PAGE_SHIFT); /* else calloc clears it */
     s->base = base;
     s->npages = (uint32_t)npages;
     s->state = SPAN_LARGE;
@@ -344,6 +289,12 @@ mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size, bool ze
     large_inuse_objects++;
     large_inuse_bytes += npages << GM_PAGE_SHIFT;
     gm_unlock(&heap_lock);
+    /* The run is ours alone now: zero it (else calloc clears it) and do
+     * the scavenger's turn with no lock held. */
+    if (zero && !zeroed && (npages << GM_PAGE_SHIFT) >= ZERO_BY_RELEASE_BYTES)
+        s->zeroed = os_release((void *)base, npages << GM_PAGE_SHIFT);
+    scav_assist();
+    scav_start_background();
     return s;
 }
 
@@ -374,11 +325,11 @@ void mheap_free_large(mspan *s, void *p, const char *caller) {
     uintptr_t base = s->base;
     size_t npages = s->npages;
     span_struct_free(s);
-    if (large_cache_put(base, npages))
-        scavenge_locked(gm_nanotime()); /* an eviction may have freed pages */
-    else
+    if (!large_cache_put(base, npages))
         free_pages(base, npages);
     gm_unlock(&heap_lock);
+    scav_assist();
+    scav_start_background();
 }
 
 bool mheap_resize_large(mspan *s, size_t npages, size_t size) {
@@ -390,8 +341,9 @@ bool mheap_resize_large(mspan *s, size_t npages, size_t size) {
         free_pages(s->base + (npages << GM_PAGE_SHIFT), old - npages);
     } else if (npages > old) {
         size_t nscav, more = npages - old;
-        ok = pagealloc_alloc_at(end, more, &nscav);
-        if (!ok && end == arena_committed_end()) {
+        bool admitted = scav_admit_locked(pages_inuse, more);
+        ok = admitted && pagealloc_alloc_at(end, more, &nscav);
+        if (!ok && admitted && end == arena_committed_end()) {
             /* The block ends the heap: grow the heap under it. */
             uintptr_t addr;
             size_t got;
@@ -401,8 +353,7 @@ bool mheap_resize_large(mspan *s, size_t npages, size_t size) {
         }
         if (ok) {
             pages_inuse += more;
-            if (pages_inuse > peak_cur)
-                peak_cur = pages_inuse;
+            scav_note_locked(pages_inuse);
         }
     }
     if (ok) {
@@ -416,53 +367,26 @@ bool mheap_resize_large(mspan *s, size_t npages, size_t size) {
 }
 
 size_t mheap_release_all(void) {
-    gm_lock(&heap_lock);
-    large_cache_expire(UINT64_MAX);
-    size_t n = pagealloc_scavenge(SIZE_MAX, UINT64_MAX, release_to_os);
-    gm_unlock(&heap_lock);
-    return n << GM_PAGE_SHIFT;
+    size_t n = scav_release_all();
+    scav_start_background();
+    return n;
 }
 
 void mheap_scavenge_tick(void) {
-    uint64_t now = gm_nanotime();
-    if (now - __atomic_load_n(&last_tick, __ATOMIC_RELAXED) < gm_opt.scavenge_tick_ns)
-        return;
-    if (!gm_trylock(&heap_lock))
-        return;
-    scavenge_locked(now);
-    gm_unlock(&heap_lock);
+    scav_assist();
+    scav_start_background();
 }
 
-/* Go's background scavenger, as a thread: wakes every tick and releases the
- * pages that stayed free past the delay.  Off by default: a library that
- * starts threads surprises some programs (unshare(), seccomp sandboxes), and
- * the slow paths already release memory while the program allocates. */
-static void *background_scavenger(void *arg) {
-    (void)arg;
-    for (;;) {
-        struct timespec ts = {
-            .tv_sec = (time_t)(gm_opt.scavenge_tick_ns / 1000000000u),
-            .tv_nsec = (long)(gm_opt.scavenge_tick_ns % 1000000000u),
-        };
-        nanosleep(&ts, NULL);
-        gm_lock(&heap_lock);
-        scavenge_locked(gm_nanotime());
-        gm_unlock(&heap_lock);
-    }
-    return NULL;
-}
+void mheap_start_background(void) { scav_start_background(); }
 
-void mheap_start_background(void) {
-    static int started;
-    if (!gm_opt.background || __atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
-        return;
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    pthread_create(&t, &attr, background_scavenger, NULL);
-    pthread_attr_destroy(&attr);
+void mheap_lock(void) { gm_lock(&heap_lock); }
+void mheap_unlock(void) { gm_unlock(&heap_lock); }
+
+size_t mheap_large_cache_pages_locked(void) { return large_cache_pages; }
+
+void mheap_large_cache_expire_locked(uint64_t older_than) {
+    if (large_cache_pages)
+        large_cache_expire(older_than);
 }
 
 void mheap_for_each_small_span(void (*fn)(mspan *s, void *arg), void *arg) {
@@ -506,7 +430,7 @@ void mheap_read_stats(mheap_stats *out) {
     out->large_frees = large_frees;
     out->span_allocs = span_allocs;
     out->os_maps = arena_os_maps();
-    out->scavenged_bytes = scavenged_bytes;
+    out->scavenged_bytes = scav_released_bytes();
     memcpy(out->spans_inuse, spans_inuse, sizeof spans_inuse);
     gm_unlock(&heap_lock);
 }

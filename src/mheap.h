@@ -36,15 +36,24 @@ GM_INTERNAL void mheap_free_large(mspan *s, void *p, const char *caller);
  * frees its tail.  False if it cannot grow. */
 GM_INTERNAL bool mheap_resize_large(mspan *s, size_t npages, size_t size);
 
-/* Returns free pages to the OS: all of them (malloc_trim), or, from time to
- * time, those that stayed free long enough (called on slow paths). */
+/* Returns every free page to the OS (malloc_trim), outside the heap lock;
+ * returns the bytes released.  No allocator lock held. */
 GM_INTERNAL size_t mheap_release_all(void);
+/* The scavenger's turn on a slow path: a bounded amount of release work,
+ * and the background thread's lazy start.  No allocator lock held, and the
+ * caller must tolerate a nested malloc (starting a thread allocates; the
+ * thread's cache is set aside meanwhile, see mgcscavenge.c). */
 GM_INTERNAL void mheap_scavenge_tick(void);
-
-/* Starts the background scavenger thread (GOMALLOC_BACKGROUND=1), which runs
- * the scavenger's tick even while the program makes no allocation.  Call
- * with no allocator lock held: creating a thread allocates. */
+/* Starts the background scavenger thread if it is wanted (see
+ * mgcscavenge.c for when).  Same conditions as mheap_scavenge_tick. */
 GM_INTERNAL void mheap_start_background(void);
+
+/* For the scavenger: the heap lock, and the cache of freed large runs,
+ * whose pages count as idle but are not free in the page allocator. */
+GM_INTERNAL void mheap_lock(void);
+GM_INTERNAL void mheap_unlock(void);
+GM_INTERNAL size_t mheap_large_cache_pages_locked(void);
+GM_INTERNAL void mheap_large_cache_expire_locked(uint64_t older_than);
 
 /* fork() support: take / release / reset the heap lock. */
 GM_INTERNAL void mheap_lock_for_fork(void);

@@ -29,8 +29,11 @@
  *    pages of chunk c whose scav bit is clear, and bit c of `dirty` is set
  *    exactly when that count is nonzero.
  *
- * All metadata is reserved once by pagealloc_init as lazily-mapped zero
- * pages; only the parts that describe grown chunks are ever touched.  There
+ * The summary levels above the leaves and the chunk bitmaps (about 0.5 MiB
+ * of address space) are mapped by pagealloc_init as lazily-touched zero
+ * pages; the per-chunk state (maps, leaves, times, counts) lives in 2 GiB
+ * segments mapped as the heap first grows into them, so the page
+ * allocator's address space follows the heap's size, not the window's.  There
  * is no lock here: mheap calls in with the heap lock held.  Nothing here
  * calls malloc or stdio.
  */
@@ -55,12 +58,24 @@ _Static_assert(GM_CHUNK_PAGES == 512, "chunk maps assume 512 pages");
 typedef struct { uint32_t start, max, end; } psum_t;
 typedef struct { uint64_t alloc[WORDS], scav[WORDS]; } chunk_t;
 
+/* Per-chunk state, in segments of SEG_CHUNKS chunks (2 GiB of heap), each
+ * mapped the first time the heap grows into it: address space for metadata
+ * follows the heap instead of covering the whole window up front. */
+#define SEG_SHIFT 9
+#define SEG_CHUNKS ((size_t)1 << SEG_SHIFT)
+#define NSEGS (NCHUNKS / SEG_CHUNKS)
+_Static_assert(SEG_CHUNKS % (1 << FANOUT_BITS) == 0, "a leaf's siblings share its segment");
+typedef struct {
+    chunk_t chunk[SEG_CHUNKS];
+    psum_t leaf[SEG_CHUNKS];         /* the tree's bottom level */
+    uint64_t last_free[SEG_CHUNKS];  /* time of the last free into the chunk */
+    uint16_t nunscav[SEG_CHUNKS];    /* free pages of the chunk not yet released */
+} seg_t;
+
 static struct {
     uintptr_t base;
-    psum_t *sum[LEVELS];
-    chunk_t *chunk;
-    uint64_t *last_free; /* per chunk: time of the last free into it */
-    uint16_t *nunscav;   /* per chunk: free pages not yet released */
+    psum_t *sum[LEVELS - 1];  /* levels above the leaves */
+    seg_t *seg[NSEGS];
     uint64_t *grown;     /* bit per chunk: part of the heap */
     uint64_t *dirty;     /* bit per chunk: nunscav != 0 */
     size_t lo, hi;       /* grown chunks all lie in [lo, hi) */
@@ -69,6 +84,15 @@ static struct {
 } pa;
 
 static const psum_t sum_full = { CP, CP, CP };
+
+#define SEG(c) (*pa.seg[(c) >> SEG_SHIFT])
+#define SEGI(c) ((c) & (SEG_CHUNKS - 1))
+static inline chunk_t *chunk_of(size_t c) { return &SEG(c).chunk[SEGI(c)]; }
+/* Entry i of level l.  A leaf is only ever read for a grown chunk or a
+ * sibling of one (same segment), so its segment exists. */
+static inline psum_t *sum_at(int l, size_t i) {
+    return l == LEVELS - 1 ? &SEG(i).leaf[SEGI(i)] : &pa.sum[l][i];
+}
 
 static inline size_t entry_pages(int l) { return CP << LEVEL_SHIFT(l); }
 static inline bool bit_test(const uint64_t *b, size_t i) { return b[i >> 6] >> (i & 63) & 1; }
@@ -128,7 +152,7 @@ static psum_t merge(const psum_t *c, uint32_t child_pages) {
 
 /* Sets leaf c; true if that changed it. */
 static bool set_leaf(size_t c, psum_t s) {
-    psum_t *d = &pa.sum[LEVELS - 1][c];
+    psum_t *d = sum_at(LEVELS - 1, c);
     bool changed = s.start != d->start || s.max != d->max || s.end != d->end;
     *d = s;
     return changed;
@@ -141,7 +165,7 @@ static void update_ancestors(size_t c0, size_t c1) {
         bool changed = false;
         c0 >>= FANOUT_BITS, c1 >>= FANOUT_BITS;
         for (size_t i = c0; i <= c1; i++) {
-            psum_t s = merge(&pa.sum[l][i << FANOUT_BITS], (uint32_t)entry_pages(l)), *d = &pa.sum[l - 1][i];
+            psum_t s = merge(sum_at(l, i << FANOUT_BITS), (uint32_t)entry_pages(l)), *d = &pa.sum[l - 1][i];
             changed |= s.start != d->start || s.max != d->max || s.end != d->end;
             *d = s;
         }
@@ -168,7 +192,7 @@ static unsigned find_zeros(uint64_t x, unsigned n) {
 }
 
 static size_t find_in_chunk(finder_t *f, size_t c) {
-    const uint64_t *a = pa.chunk[c].alloc;
+    const uint64_t *a = chunk_of(c)->alloc;
     size_t p0 = c * CP, w = 0;
     uint64_t below = 0; /* pages under `from` count as in use */
     if (f->from > p0) {
@@ -203,7 +227,7 @@ static size_t find_in_chunk(finder_t *f, size_t c) {
 static size_t scan(finder_t *f, int l, size_t i0, size_t i1) {
     size_t ep = entry_pages(l);
     for (size_t i = i0; i <= i1; i++) {
-        psum_t s = pa.sum[l][i];
+        psum_t s = *sum_at(l, i);
         size_t p0 = i * ep, p1 = p0 + ep;
         if (p0 >= f->from) {
             if (f->run + s.start >= f->n) return f->run ? f->base : p0;
@@ -282,8 +306,8 @@ static size_t alloc_range(size_t p, size_t n) {
     bool changed = false;
     for (size_t c = c0; c <= c1; c++) {
         size_t lo = c == c0 ? p % CP : 0, hi = c == c1 ? (p + n - 1) % CP + 1 : CP, s = 0;
-        chunk_t *k = &pa.chunk[c];
-        psum_t sum = { 0, 0, 0 }, old = pa.sum[LEVELS - 1][c];
+        chunk_t *k = chunk_of(c);
+        psum_t sum = { 0, 0, 0 }, old = *sum_at(LEVELS - 1, c);
         bool first = false, last = false;
         uint32_t len = hi - lo == CP ? CP : run_around(k->alloc, lo, hi, &first, &last);
         for (size_t w = lo >> 6; w <= (hi - 1) >> 6; w++) {
@@ -294,8 +318,8 @@ static size_t alloc_range(size_t p, size_t n) {
                 k->scav[w] &= ~m;
             }
         }
-        pa.nunscav[c] = (uint16_t)(pa.nunscav[c] - (hi - lo - s));
-        if (!pa.nunscav[c]) bit_clear(pa.dirty, c);
+        SEG(c).nunscav[SEGI(c)] = (uint16_t)(SEG(c).nunscav[SEGI(c)] - (hi - lo - s));
+        if (!SEG(c).nunscav[SEGI(c)]) bit_clear(pa.dirty, c);
         /* Cutting into a run shorter than the longest leaves max alone. */
         if (len < old.max)
             sum = (psum_t){ first ? (uint32_t)lo : old.start, old.max, last ? (uint32_t)(CP - hi) : old.end };
@@ -315,14 +339,14 @@ static void free_range(size_t p, size_t n, uint64_t now) {
     bool changed = false;
     for (size_t c = c0; c <= c1; c++) {
         size_t lo = c == c0 ? p % CP : 0, hi = c == c1 ? (p + n - 1) % CP + 1 : CP;
-        chunk_t *k = &pa.chunk[c];
+        chunk_t *k = chunk_of(c);
         for (size_t w = lo >> 6; w <= (hi - 1) >> 6; w++)
             k->alloc[w] &= ~word_mask(w, lo, hi);
-        pa.nunscav[c] = (uint16_t)(pa.nunscav[c] + (hi - lo));
+        SEG(c).nunscav[SEGI(c)] = (uint16_t)(SEG(c).nunscav[SEGI(c)] + (hi - lo));
         bit_set(pa.dirty, c);
-        pa.last_free[c] = now;
+        SEG(c).last_free[SEGI(c)] = now;
         /* The freed pages join one run; only it can change the summary. */
-        psum_t sum = sum_full, old = pa.sum[LEVELS - 1][c];
+        psum_t sum = sum_full, old = *sum_at(LEVELS - 1, c);
         if (hi - lo < CP) {
             bool first, last;
             uint32_t len = run_around(k->alloc, lo, hi, &first, &last);
@@ -340,7 +364,7 @@ static bool range_is(size_t p, size_t n, bool used) {
     for (size_t c = c0; c <= c1; c++) {
         size_t lo = c == c0 ? p % CP : 0, hi = c == c1 ? (p + n - 1) % CP + 1 : CP;
         if (!bit_test(pa.grown, c)) return false;
-        const uint64_t *a = pa.chunk[c].alloc;
+        const uint64_t *a = chunk_of(c)->alloc;
         for (size_t w = lo >> 6; w <= (hi - 1) >> 6; w++) {
             uint64_t m = word_mask(w, lo, hi);
             if ((a[w] & m) != (used ? m : 0)) return false;
@@ -362,21 +386,27 @@ static size_t page_index(uintptr_t addr, size_t npages) {
 
 bool pagealloc_init(uintptr_t base) {
     size_t nsum = 0;
-    for (int l = 0; l < LEVELS; l++) nsum += NCHUNKS >> LEVEL_SHIFT(l);
-    size_t bytes = NCHUNKS * sizeof(chunk_t) + NCHUNKS * sizeof(uint64_t) /* last_free */
-                   + 2 * (NCHUNKS / 8)                                  /* grown, dirty */
-                   + nsum * sizeof(psum_t) + NCHUNKS * sizeof(uint16_t);
+    for (int l = 0; l < LEVELS - 1; l++) nsum += NCHUNKS >> LEVEL_SHIFT(l);
+    size_t bytes = 2 * (NCHUNKS / 8) /* grown, dirty */ + nsum * sizeof(psum_t);
     char *m = os_alloc_metadata(bytes);
     if (!m) return false;
     /* A second init (tests only) starts over with fresh zeroed metadata. */
     pa = (__typeof__(pa)){ .base = base };
-    pa.chunk = (chunk_t *)m, m += NCHUNKS * sizeof(chunk_t);
-    pa.last_free = (uint64_t *)m, m += NCHUNKS * sizeof(uint64_t);
     pa.grown = (uint64_t *)m, m += NCHUNKS / 8;
     pa.dirty = (uint64_t *)m, m += NCHUNKS / 8;
-    for (int l = 0; l < LEVELS; l++)
+    for (int l = 0; l < LEVELS - 1; l++)
         pa.sum[l] = (psum_t *)m, m += (NCHUNKS >> LEVEL_SHIFT(l)) * sizeof(psum_t);
-    pa.nunscav = (uint16_t *)m;
+    return true;
+}
+
+/* Maps the segments of chunks [c0, c1) that are not mapped yet. */
+static bool map_segments(size_t c0, size_t c1) {
+    for (size_t g = c0 >> SEG_SHIFT; g <= (c1 - 1) >> SEG_SHIFT; g++) {
+        if (pa.seg[g]) continue;
+        seg_t *sg = os_alloc_metadata(sizeof(seg_t));
+        if (!sg) return false;
+        pa.seg[g] = sg;
+    }
     return true;
 }
 
@@ -386,12 +416,13 @@ bool pagealloc_grow(uintptr_t addr, size_t npages) {
     size_t c0 = p / CP, c1 = c0 + npages / CP;
     for (size_t c = c0; c < c1; c++)
         if (bit_test(pa.grown, c)) return false;
+    if (!map_segments(c0, c1)) return false;
     for (size_t c = c0; c < c1; c++) {
         bit_set(pa.grown, c);
-        for (int w = 0; w < WORDS; w++) pa.chunk[c].alloc[w] = 0, pa.chunk[c].scav[w] = ~(uint64_t)0;
-        pa.nunscav[c] = 0;
-        pa.last_free[c] = 0;
-        pa.sum[LEVELS - 1][c] = sum_full;
+        for (int w = 0; w < WORDS; w++) chunk_of(c)->alloc[w] = 0, chunk_of(c)->scav[w] = ~(uint64_t)0;
+        SEG(c).nunscav[SEGI(c)] = 0;
+        SEG(c).last_free[SEGI(c)] = 0;
+        *sum_at(LEVELS - 1, c) = sum_full;
     }
     update_ancestors(c0, c1 - 1);
     if (pa.hi == 0 || c0 < pa.lo) pa.lo = c0;
@@ -443,7 +474,7 @@ void pagealloc_free(uintptr_t addr, size_t npages, uint64_t now) {
  * its contents, so it stays unscavenged, and the chunk's pass stops. */
 static size_t scavenge_chunk(size_t c, size_t limit, bool (*release)(uintptr_t, size_t),
                              bool *refused) {
-    chunk_t *k = &pa.chunk[c];
+    chunk_t *k = chunk_of(c);
     uint64_t cand[WORDS];
     for (int w = 0; w < WORDS; w++) cand[w] = ~(k->alloc[w] | k->scav[w]);
     size_t done = 0;
@@ -462,8 +493,8 @@ static size_t scavenge_chunk(size_t c, size_t limit, bool (*release)(uintptr_t, 
         done += (size_t)(top + 1 - bot);
         p = bot - 1;
     }
-    pa.nunscav[c] = (uint16_t)(pa.nunscav[c] - done);
-    if (!pa.nunscav[c]) bit_clear(pa.dirty, c);
+    SEG(c).nunscav[SEGI(c)] = (uint16_t)(SEG(c).nunscav[SEGI(c)] - done);
+    if (!SEG(c).nunscav[SEGI(c)]) bit_clear(pa.dirty, c);
     pa.nscav += done;
     return done;
 }
@@ -480,10 +511,65 @@ size_t pagealloc_scavenge(size_t max_pages, uint64_t older_than,
             continue;
         }
         c = (c & ~(size_t)63) + 63 - (size_t)__builtin_clzll(d);
-        if (pa.last_free[c] <= older_than)
+        if (SEG(c).last_free[SEGI(c)] <= older_than)
             done += scavenge_chunk(c, max_pages - done, release, &refused);
     }
     return done;
+}
+
+/* Pages of one 2 MiB half of a chunk (a huge page on x86-64). */
+#define HUGE_PAGES (GM_CHUNK_PAGES / 2)
+/* A huge page with at least this many pages in use is dense (Go's 96%):
+ * releasing its few free pages would split it for little gain. */
+#define DENSE_PAGES (HUGE_PAGES * 96 / 100)
+
+/* Clears the candidate bits of chunk k's dense huge pages. */
+static void drop_dense(const chunk_t *k, uint64_t *cand) {
+    for (int h = 0; h < WORDS; h += WORDS / 2) {
+        unsigned used = 0;
+        for (int w = h; w < h + WORDS / 2; w++) used += (unsigned)__builtin_popcountll(k->alloc[w]);
+        if (used >= DENSE_PAGES)
+            for (int w = h; w < h + WORDS / 2; w++) cand[w] = 0;
+    }
+}
+
+size_t pagealloc_scav_take(size_t max_pages, uint64_t older_than, bool keep_dense, uintptr_t *addr) {
+    for (size_t c = pa.hi; max_pages && c-- > pa.lo;) {
+        uint64_t d = pa.dirty[c >> 6] & (~(uint64_t)0 >> (63 - (c & 63)));
+        if (!d) {
+            c &= ~(size_t)63;
+            continue;
+        }
+        c = (c & ~(size_t)63) + 63 - (size_t)__builtin_clzll(d);
+        if (SEG(c).last_free[SEGI(c)] > older_than) continue;
+        const chunk_t *k = chunk_of(c);
+        uint64_t cand[WORDS];
+        for (int w = 0; w < WORDS; w++) cand[w] = ~(k->alloc[w] | k->scav[w]);
+        if (keep_dense) drop_dense(k, cand);
+        int top = prev_bit(cand, CP - 1, true);
+        if (top < 0) continue;
+        int bot = prev_bit(cand, top, false) + 1;
+        if ((size_t)(top + 1 - bot) > max_pages) bot = top + 1 - (int)max_pages;
+        size_t p = c * CP + (size_t)bot, n = (size_t)(top + 1 - bot);
+        alloc_range(p, n);
+        *addr = pa.base + (p << GM_PAGE_SHIFT);
+        return n;
+    }
+    return 0;
+}
+
+void pagealloc_scav_return(uintptr_t addr, size_t npages, bool released) {
+    size_t p = page_index(addr, npages), c = p / CP, lo = p % CP, hi = lo + npages;
+    if (p == NONE || hi > CP || !range_is(p, npages, true))
+        gm_fatal("page allocator: returning pages that were not taken", (const void *)addr);
+    free_range(p, npages, SEG(c).last_free[SEGI(c)]); /* the chunk's age is unchanged */
+    if (p < pa.hint) pa.hint = p;
+    if (!released) return;
+    chunk_t *k = chunk_of(c);
+    for (size_t w = lo >> 6; w <= (hi - 1) >> 6; w++) k->scav[w] |= word_mask(w, lo, hi);
+    SEG(c).nunscav[SEGI(c)] = (uint16_t)(SEG(c).nunscav[SEGI(c)] - npages);
+    if (!SEG(c).nunscav[SEGI(c)]) bit_clear(pa.dirty, c);
+    pa.nscav += npages;
 }
 
 size_t pagealloc_total_pages(void) { return pa.total; }
@@ -492,10 +578,10 @@ size_t pagealloc_scav_pages(void) { return pa.nscav; }
 
 bool pagealloc_page_allocated(uintptr_t addr) {
     size_t p = page_index(addr & ~(uintptr_t)(GM_PAGE_SIZE - 1), 1);
-    return p == NONE || !bit_test(pa.grown, p / CP) || bit_test(pa.chunk[p / CP].alloc, p % CP);
+    return p == NONE || !bit_test(pa.grown, p / CP) || bit_test(chunk_of(p / CP)->alloc, p % CP);
 }
 
 bool pagealloc_page_scavenged(uintptr_t addr) {
     size_t p = page_index(addr & ~(uintptr_t)(GM_PAGE_SIZE - 1), 1);
-    return p != NONE && bit_test(pa.grown, p / CP) && bit_test(pa.chunk[p / CP].scav, p % CP);
+    return p != NONE && bit_test(pa.grown, p / CP) && bit_test(chunk_of(p / CP)->scav, p % CP);
 }

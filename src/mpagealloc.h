@@ -38,6 +38,18 @@ GM_INTERNAL void pagealloc_free(uintptr_t addr, size_t npages, uint64_t now);
 GM_INTERNAL size_t pagealloc_scavenge(size_t max_pages, uint64_t older_than,
                                       bool (*release)(uintptr_t addr, size_t bytes));
 
+/* The scavenger's two halves of Go's scavengeOne, so the OS work runs
+ * without the heap lock.  take: finds the highest run of free, unreleased
+ * pages (at most max_pages, inside one chunk last freed into at or before
+ * older_than; with keep_dense, never in a huge page with 96% or more of its
+ * pages in use) and marks it allocated, so nobody else can hand it out or
+ * release it; returns its length (0: none) and start.  return: frees such
+ * a run again, as released (known zero) when `released`, else as dirty;
+ * the chunk's last-free time is left as it was. */
+GM_INTERNAL size_t pagealloc_scav_take(size_t max_pages, uint64_t older_than, bool keep_dense,
+                                       uintptr_t *addr);
+GM_INTERNAL void pagealloc_scav_return(uintptr_t addr, size_t npages, bool released);
+
 /* Counters, in pages. */
 GM_INTERNAL size_t pagealloc_total_pages(void);  /* pages grown into the heap */
 GM_INTERNAL size_t pagealloc_free_pages(void);   /* of those, free */

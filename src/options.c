@@ -52,6 +52,9 @@ gm_options gm_opt = {
     .retain_bytes = (size_t)64 << 20,
     .grow_bytes = GM_CHUNK_SIZE,
     .profile_rate = SIZE_MAX,
+    .background = true,
+    .cgroup = true,
+    .cgroup_root = "/sys/fs/cgroup",
 };
 
 #define GM_STRINGIFY_(x) #x
@@ -114,6 +117,10 @@ typedef struct {
 
 /* GOMALLOC_STATS: a boolean (the report), or json. */
 static const opt_choice stats_choices[] = {{"json", GM_STATS_JSON}, {NULL, 0}};
+static const opt_choice thp_choices[] = {
+    {"auto", GM_THP_AUTO}, {"always", GM_THP_ALWAYS}, {"never", GM_THP_NEVER},
+    {"kernel", GM_THP_KERNEL}, {NULL, 0},
+};
 
 static const opt_def opts[] = {
     OPT_BOOL_OR_CHOICES(stats, stats_mode, stats_choices,
@@ -125,6 +132,10 @@ static const opt_def opts[] = {
     OPT(OPT_SIZE, memlimit, memlimit_bytes, "soft limit on the resident heap (0: none)"),
     OPT(OPT_SIZE_MIB, memlimit_mb, memlimit_bytes, "memlimit, a bare number in MiB"),
     OPT(OPT_BOOL, background, background, "run the scavenger in a background thread"),
+    OPT(OPT_BOOL, memlimit_hard, memlimit_hard, "allocations beyond the memory limit fail"),
+    OPT(OPT_BOOL, cgroup, cgroup, "take the default memory limit from the cgroup"),
+    OPT(OPT_STRING, cgroup_root, cgroup_root, "where the cgroup file systems are mounted"),
+    OPT_CHOICES(thp, thp, thp_choices, "huge pages for the heap"),
     OPT(OPT_BOOL, verbose, verbose, "print version, library path and options at start-up"),
     OPT(OPT_STRING, stats_file, stats_file, "file for the JSON statistics (%p: the pid)"),
     OPT(OPT_UINT, stats_pid, stats_pid, "only this process writes reports at exit (0: any)"),

@@ -19,7 +19,7 @@ typedef struct gm_options {
     size_t retain_bytes;        /* GOMALLOC_RETAIN(_MB): free memory always kept resident (64M) */
     size_t grow_bytes;          /* the heap grows by at least this much (4 MiB) */
     size_t memlimit_bytes;      /* GOMALLOC_MEMLIMIT(_MB): soft limit on resident heap (0: none) */
-    bool background;            /* GOMALLOC_BACKGROUND=1: a scavenger thread (default off) */
+    bool background;            /* GOMALLOC_BACKGROUND=0: no scavenger thread (default on) */
     bool verbose;               /* GOMALLOC_VERBOSE=1: version, path and options at start-up */
     /* Seeing into the heap (mstats.c, mprof.c, mheapmap.c read these through gm_obs). */
     int stats_mode;             /* GOMALLOC_STATS: 0 off, 1 the report, 2 json */
@@ -30,10 +30,19 @@ typedef struct gm_options {
     const char *profile_signal; /* GOMALLOC_PROFILE_SIGNAL: USR2, SIGUSR2 or a number */
     bool leaks;                 /* GOMALLOC_LEAKS=1: leak report at exit */
     const char *heap_map;       /* GOMALLOC_HEAP_MAP: SVG heap map file (%p: pid) */
+    bool memlimit_hard;         /* GOMALLOC_MEMLIMIT_HARD=1: ENOMEM beyond the limit */
+    bool cgroup;                /* GOMALLOC_CGROUP=0: ignore the cgroup's memory limit */
+    const char *cgroup_root;    /* GOMALLOC_CGROUP_ROOT: cgroup file systems (/sys/fs/cgroup) */
+    int thp;                    /* GOMALLOC_THP=auto|always|never|kernel: GM_THP_* */
 } gm_options;
 
 /* GOMALLOC_STATS values. */
 enum { GM_STATS_OFF = 0, GM_STATS_TEXT = 1, GM_STATS_JSON = 2 };
+
+/* Huge pages for the heap (see arena.c): ask for them once the heap is
+ * large (auto), on all of it (always), on none of it (never), or leave it
+ * to the kernel's setting (kernel). */
+enum { GM_THP_AUTO = 0, GM_THP_NEVER = 1, GM_THP_ALWAYS = 2, GM_THP_KERNEL = 3 };
 
 extern gm_options gm_opt GM_INTERNAL;
 

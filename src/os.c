@@ -4,9 +4,11 @@
  * scavenger's clock, write for reports.  Nothing here allocates, and nothing
  * here takes an allocator lock, so any tier may call it at any time.
  *
- * Memory states follow Go's mem.go: reserved (PROT_NONE, no cost), committed
- * (read-write, costs RSS only once touched), released (MADV_DONTNEED: stays
- * committed, RSS returned, reads as zero).
+ * Memory states follow Go's mem.go: reserved (PROT_NONE, no cost; used only
+ * to probe for free address space), committed (mapped read-write and charged
+ * to the kernel's commit limit, costs RSS only once touched), released
+ * (MADV_DONTNEED: stays committed, RSS returned, reads as zero).  Every call
+ * keeps errno as it was and reports failure in its return value.
  */
 #define _GNU_SOURCE
 #include "os.h"
@@ -73,13 +75,32 @@ void *os_reserve_at(uintptr_t hint, size_t bytes) {
     return p;
 }
 
-bool os_commit(void *addr, size_t bytes) {
+int os_map_at(uintptr_t addr, size_t bytes) {
+    /* Fault injection counts this as the commit step (GM_FAULT_MPROTECT:
+     * the commit used to be an mprotect). */
     if (fault_now(GM_FAULT_MPROTECT))
-        return false;
+        return ENOMEM;
     int saved = errno;
-    bool ok = mprotect(addr, bytes, PROT_READ | PROT_WRITE) == 0;
+    /* Read-write and without MAP_NORESERVE: the kernel charges the mapping
+     * to the commit limit now, so under its overcommit rules an impossible
+     * request fails here (ENOMEM) instead of meeting the OOM killer later. */
+    void *p = mmap((void *)addr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    int err = p == MAP_FAILED ? errno : 0;
     errno = saved;
-    return ok;
+    if (err)
+        return err == EEXIST ? EEXIST : ENOMEM;
+    if ((uintptr_t)p != addr) { /* kernels before 4.17 treat the flag as a hint */
+        munmap(p, bytes);
+        return EEXIST;
+    }
+    return 0;
+}
+
+void os_hugepages(void *addr, size_t bytes, bool want) {
+    int saved = errno;
+    madvise(addr, bytes, want ? MADV_HUGEPAGE : MADV_NOHUGEPAGE); /* advice only */
+    errno = saved;
 }
 
 bool os_release(void *addr, size_t bytes) {
@@ -94,15 +115,67 @@ bool os_release(void *addr, size_t bytes) {
     return ok;
 }
 
+/* Address space kept back for metadata.  The heap grows until the kernel
+ * refuses (RLIMIT_AS, the commit limit); the metadata that freed heap
+ * memory needs to be used again (a span struct of a new size, a segment of
+ * page-allocator state) must not then be refused too.  So a reservation
+ * is kept (PROT_NONE, refilled by os_keep_metadata_reserve each time the
+ * heap grows) and metadata is cut from it when a fresh mapping fails. */
+#define META_RESERVE ((size_t)2 << 20)
+static gm_lock_t reserve_lock = GM_LOCK_INIT; /* metadata comes from several tiers' locks */
+static char *reserve_cur;
+static size_t reserve_left;
+
+void os_keep_metadata_reserve(void) {
+    if (__atomic_load_n(&reserve_left, __ATOMIC_RELAXED))
+        return;
+    int saved = errno;
+    void *p = mmap(NULL, META_RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    errno = saved;
+    if (p == MAP_FAILED)
+        return;
+    gm_lock(&reserve_lock);
+    if (reserve_left) { /* refilled meanwhile */
+        gm_unlock(&reserve_lock);
+        os_unmap(p, META_RESERVE);
+        return;
+    }
+    reserve_cur = p;
+    __atomic_store_n(&reserve_left, META_RESERVE, __ATOMIC_RELAXED);
+    gm_unlock(&reserve_lock);
+}
+
+static void *from_reserve(size_t bytes) {
+    bytes = (bytes + 4095) & ~(size_t)4095;
+    void *p = NULL;
+    gm_lock(&reserve_lock);
+    if (bytes <= reserve_left && mprotect(reserve_cur, bytes, PROT_READ | PROT_WRITE) == 0) {
+        p = reserve_cur;
+        reserve_cur += bytes;
+        __atomic_store_n(&reserve_left, reserve_left - bytes, __ATOMIC_RELAXED);
+    }
+    gm_unlock(&reserve_lock);
+    return p;
+}
+
+void os_fork_child(void) { gm_lock_reinit(&reserve_lock); }
+
 void *os_alloc_metadata(size_t bytes) {
     if (fault_now(GM_FAULT_MMAP))
         return NULL;
     int saved = errno;
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    errno = saved;
     if (p == MAP_FAILED)
+        p = __atomic_load_n(&reserve_left, __ATOMIC_RELAXED) ? from_reserve(bytes) : NULL;
+    errno = saved;
+    if (!p)
         return NULL;
+    /* Metadata is touched sparsely: under a kernel THP mode of "always" a
+     * huge page would make a few written words cost 2 MiB. */
+    madvise(p, bytes, MADV_NOHUGEPAGE);
+    errno = saved;
     __atomic_fetch_add(&metadata_bytes, bytes, __ATOMIC_RELAXED);
     return p;
 }
@@ -125,6 +198,62 @@ int os_dup_high(int fd) {
 }
 
 size_t os_metadata_bytes(void) { return __atomic_load_n(&metadata_bytes, __ATOMIC_RELAXED); }
+
+ssize_t os_read_file(const char *path, char *buf, size_t size) {
+    int saved = errno;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = -1;
+    if (fd >= 0) {
+        n = 0;
+        while ((size_t)n + 1 < size) {
+            ssize_t r = read(fd, buf + n, size - 1 - (size_t)n);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            n += r;
+        }
+        buf[n] = 0;
+        close(fd);
+    }
+    errno = saved;
+    return n;
+}
+
+uint64_t os_random(void) {
+    uint64_t r = 0;
+    int saved = errno;
+    long got = syscall(SYS_getrandom, &r, sizeof r, 1 /* GRND_NONBLOCK */);
+    errno = saved;
+    if (got != (long)sizeof r) { /* no entropy yet: the clock and ASLR'd stack still differ */
+        r = gm_nanotime() ^ ((uint64_t)(uintptr_t)&r << 17);
+    }
+    /* splitmix64 finaliser: spreads whatever entropy there is over all bits */
+    r ^= r >> 30, r *= 0xbf58476d1ce4e5b9ull;
+    r ^= r >> 27, r *= 0x94d049bb133111ebull;
+    return r ^ (r >> 31);
+}
+
+void os_futex_wait(int *word, int val, uint64_t timeout_ns) {
+    int saved = errno;
+    struct timespec ts = { (time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u) };
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
+    errno = saved;
+}
+
+void os_sleep(uint64_t ns) {
+    int saved = errno;
+    struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    errno = saved;
+}
+
+void os_futex_wake(int *word) {
+    int saved = errno;
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    errno = saved;
+}
 
 /* ---- lock slow path (Drepper, "Futexes Are Tricky", mutex 2) ---- */
 

@@ -358,6 +358,12 @@ T_fork() {
         run 300 "${PRELOAD[@]}" "$OUT/test_fork"
 }
 
+T_fork_scavenger() {
+    need_lib && build "$CC" $TEST_CFLAGS tests/fork/test_fork_scavenger.c \
+        -o "$OUT/test_fork_scavenger" &&
+        run 120 "${PRELOAD[@]}" "$OUT/test_fork_scavenger"
+}
+
 # the OS's memory
 T_release() {
     need_lib && build "$CC" $TEST_CFLAGS tests/release/test_release.c -o "$OUT/test_release" \
@@ -374,10 +380,36 @@ T_background() {
         run 120 GOMALLOC_BACKGROUND=1 GOMALLOC_SCAVENGE_DELAY_MS=100 \
             "${PRELOAD[@]}" "$OUT/test_background"
 }
+T_idle_release() {
+    need_lib && build "$CC" $TEST_CFLAGS -pthread tests/release/test_idle.c -o "$OUT/test_idle" &&
+        run 120 "${PRELOAD[@]}" "$OUT/test_idle"
+}
+T_thp() {
+    need_lib && build "$CC" $TEST_CFLAGS tests/release/test_thp.c -o "$OUT/test_thp" &&
+        run 120 GOMALLOC_THP=always "${PRELOAD[@]}" "$OUT/test_thp"
+}
 T_pressure() {
     need_lib && build "$CC" $TEST_CFLAGS tests/pressure/test_pressure.c -o "$OUT/test_pressure" &&
         run 120 "${PRELOAD[@]}" "$OUT/test_pressure"
 }
+# the memory limit, the kernel's refusals, the cgroup (tests/pressure/test_limits.c)
+limits() {
+    need_lib && build "$CC" $TEST_CFLAGS tests/pressure/test_limits.c -o "$OUT/test_limits_$1" \
+        "$LIB" $RPATH
+}
+T_limits_soft() { limits soft && run 120 GOMALLOC_MEMLIMIT_MB=1 "$OUT/test_limits_soft" soft; }
+T_limits_hard() { limits hard && run 120 "$OUT/test_limits_hard" hard; }
+T_limits_hardenv() {
+    limits hardenv && run 120 GOMALLOC_MEMLIMIT_MB=64 GOMALLOC_MEMLIMIT_HARD=1 \
+        "$OUT/test_limits_hardenv" hard_env
+}
+T_limits_huge() { limits huge && run 120 "$OUT/test_limits_huge" huge; }
+T_limits_cgroup() { limits cgroup && run 120 "$OUT/test_limits_cgroup" cgroup; }
+T_crowded() {
+    need_lib && build "$CC" $TEST_CFLAGS tests/pressure/test_crowded.c -o "$OUT/test_crowded" &&
+        run 120 "${PRELOAD[@]}" "$OUT/test_crowded"
+}
+T_ulimit() { need_lib && run 120 GM_LIB="$LIB" bash tests/pressure/test_ulimit.sh; }
 T_window() {
     need_lib && build "$CC" $TEST_CFLAGS tests/pressure/test_window.c -o "$OUT/test_window" &&
         run 120 "${PRELOAD[@]}" "$OUT/test_window"
@@ -429,7 +461,8 @@ TESTS=(
     prog_perl thread_exit release early cxx cxx_link cxx_new_preload options launcher install
     deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
     unit_pagealloc calloc_refused window death unit_sizeclasses
-    api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default
+    api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default idle_release 
+    limits_soft limits_hard limits_hardenv limits_huge limits_cgroup fork_scavenger crowded ulimit thp
 )
 
 # --------------------------------------------------------------- the runner

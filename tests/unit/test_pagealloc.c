@@ -250,6 +250,31 @@ static size_t scavenge(size_t max, uint64_t older) {
     return got;
 }
 
+/* The scavenger's two halves: the run taken is the highest free, dirty
+ * run (of chunks old enough), inside one chunk, at most max pages; while
+ * taken it is in use; returned, it is released (or still dirty) and its
+ * chunk keeps its age. */
+static void take_and_return(uint64_t now) {
+    size_t max = rnd_range(1, 600);
+    uint64_t older = rnd() % 4 ? now - rnd_range(0, now < 300 ? now - 1 : 300) : UINT64_MAX;
+    size_t k = mscav_expect(1, older, expect_buf, sizeof expect_buf / sizeof expect_buf[0]);
+    uintptr_t a = 0;
+    size_t n = pagealloc_scav_take(max, older, false, &a);
+    CHECK((n == 0) == (k == 0), "take found %zu pages, the model %zu", n, k);
+    if (!n) return;
+    size_t p = (a - BASE) >> GM_PAGE_SHIFT;
+    CHECK(n <= max && p / CP == (p + n - 1) / CP, "take: %zu pages at %zu (max %zu)", n, p, max);
+    CHECK(k == 0 || p + n - 1 == expect_buf[0], "take: top page %zu, want %zu", p + n - 1, expect_buf[0]);
+    for (size_t q = p; q < p + n; q++) {
+        CHECK(mstate(q) == FREE, "take: page %zu was in state %d", q, mstate(q));
+        CHECK(pagealloc_page_allocated(page_addr(q)), "take: page %zu not marked in use", q);
+    }
+    bool released = rnd() % 4 != 0;
+    pagealloc_scav_return(a, n, released);
+    if (released)
+        for (size_t q = p; q < p + n; q++) mfind(q / CP)->pg[q % CP] = SCAV;
+}
+
 /* Compares the counters with the model's; returns the model's free count. */
 static size_t check_counters(const char *when) {
     size_t t, f, s;
@@ -430,10 +455,12 @@ static void random_ops(int nops) {
                   "refused scavenge released %zu pages (scav %zu -> %zu)", got, before,
                   pagealloc_scav_pages());
             CHECK(nrefused <= 1, "a refused pass kept asking: %zu calls", nrefused);
-        } else {
+        } else if (rnd() % 2) {
             size_t max = rnd() % 8 ? rnd_range(1, 2000) : SIZE_MAX;
             uint64_t older = rnd() % 8 ? now - rnd_range(0, now < 300 ? now - 1 : 300) : UINT64_MAX;
             scavenge(max, older);
+        } else {
+            take_and_return(now);
         }
         nfree = check_counters("random op");
         for (int k = 0; k < 16; k++) check_page(rnd_grown_page());

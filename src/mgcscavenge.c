@@ -1,0 +1,479 @@
+/*
+ * The scavenger (Go's mgcscavenge.go): it decides when free heap pages go
+ * back to the OS, does that work without holding the heap lock, runs the
+ * background thread, and keeps the memory limit.
+ *
+ * What goes back, and when:
+ *  - pages that stayed free for opt.scavenge_delay (the background thread
+ *    looks every BG_TICK_NS; without it the slow paths look every tick);
+ *  - at once, dirty free pages above the retained headroom, max(opt.retain,
+ *    the most pages in use in the current and previous delay window);
+ *  - with a memory limit L (GOMALLOC_MEMLIMIT_MB, gm_set_memory_limit, or
+ *    the cgroup's memory.max / memory.limit_in_bytes), at once, whatever
+ *    puts in-use plus dirty free pages over 95% of L (Go's GOMEMLIMIT goal);
+ *  - on malloc_trim, every free page.
+ * Huge pages: outside the memory limit and trim, a 2 MiB region with 96% or
+ * more of its pages in use is left whole (its few free pages would cost the
+ * whole huge page); releases go from the top of the heap down in runs up to
+ * 2 MiB, so fully free regions go back whole.
+ *
+ * How (Go's scavengeOne): under the heap lock a run of free, unreleased
+ * pages is taken in the page allocator (marked in use, so nobody hands it
+ * out or releases it twice); the lock is dropped for madvise; the lock is
+ * taken again to free the run as released (or as dirty, if the kernel
+ * refused).  So no allocation ever waits on madvise.  An allocating or
+ * freeing thread (scav_assist) does at most ASSIST_PAGES of it per call;
+ * work done to keep a soft limit is further capped at ASSIST_CPU_PERCENT of
+ * the time, as Go's CPU limiter caps scavenging assists, so a limit below
+ * the live set degrades gracefully instead of thrashing.  A hard limit
+ * (GOMALLOC_MEMLIMIT_HARD=1) is not capped, and an allocation that would put
+ * the pages in use over it fails with ENOMEM.
+ *
+ * The background thread (GOMALLOC_BACKGROUND, on by default) is Go's
+ * background scavenger: it wakes every BG_TICK_NS and works for at most 1%
+ * of that time while the program uses the heap, 25% while the heap has been
+ * idle for the whole tick (nothing else wants the time then, and an idle
+ * program should get its memory back within about a second); on an idle
+ * tick it first asks mcentral for the spans other threads' frees emptied.  It starts
+ * lazily, at the first safe point (see scav_start_background) after the
+ * heap has first mapped BG_START_BYTES: a program whose heap stays smaller
+ * never gets a thread, and its free memory goes back on its slow paths or
+ * on malloc_trim.  A forked child whose parent ran the thread starts its own
+ * from the fork handler.
+ *
+ * Invariants: a page is released by at most one thread at a time (it is
+ * in use in the page allocator while taken); every taken run is listed in
+ * `inflight` until it is returned, so a forked child can give back the runs
+ * whose releasing threads it did not inherit; a page is marked released
+ * only after madvise succeeded.
+ *
+ * Locking: state marked [heap] is guarded by the heap lock (mheap's, taken
+ * here through mheap_lock); the rest is atomic, relaxed unless noted.  The
+ * heap lock is never held across a system call that can take long (madvise)
+ * or one that allocates (pthread_create).
+ */
+#define _GNU_SOURCE
+#include "mgcscavenge.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+
+#include "gomalloc.h"
+#include "mcache.h"
+#include "mcentral.h"
+#include "mheap.h"
+#include "mpagealloc.h"
+#include "options.h"
+#include "os.h"
+#include "proc.h"
+
+/* An assist releases at most this much per call: about 50-100 us of
+ * madvise on this machine, far under the 1 ms an allocation may wait. */
+#define ASSIST_PAGES ((size_t)(1 << 20) >> GM_PAGE_SHIFT)
+/* One take/release/return step: a huge page. */
+#define STEP_PAGES ((size_t)(2 << 20) >> GM_PAGE_SHIFT)
+/* Soft-limit assists may use this share of the time, measured per window. */
+#define ASSIST_CPU_PERCENT 10
+#define ASSIST_WINDOW_NS ((uint64_t)100000000)
+/* The background thread's period and its work per period. */
+#define BG_TICK_NS ((uint64_t)100000000)
+#define BG_BUSY_PERCENT 1
+#define BG_IDLE_PERCENT 25
+/* The heap size from which the background thread is worth having. */
+#define BG_START_BYTES ((size_t)64 << 20)
+/* After the kernel refused a release (mlocked memory, a seccomp filter),
+ * automatic scavenging waits this long before asking again, so a process
+ * where every madvise fails pays one failed call per interval.  malloc_trim
+ * always asks. */
+#define RELEASE_RETRY_NS ((uint64_t)1000000000)
+/* The memory limit's goal is 95% of it, as Go's. */
+#define LIMIT_GOAL(pages) ((pages) / 20 * 19)
+
+/* [heap] */
+static size_t inuse;                 /* pages in use, as mheap last said */
+static size_t peak_cur, peak_prev;   /* most in use in this / the last delay window */
+static uint64_t window_start;
+static size_t limit_pages;           /* 0: no limit */
+static bool limit_hard;
+static uint64_t refused_at;
+static bool ever_refused;
+static uint64_t assist_window, assist_ns; /* soft-limit assist time in this window */
+/* Runs taken for release right now.  A fork() in the middle of a release
+ * would leave them taken for good in the child, which has no thread to
+ * give them back: the child handler returns them (as dirty). */
+#define INFLIGHT_MAX 16
+static struct { uintptr_t addr; size_t npages; } inflight[INFLIGHT_MAX];
+
+/* atomic */
+static int pending;           /* an assist has work (over headroom or limit) */
+static uint64_t last_tick;    /* the last aged pass made by an assist */
+static uint64_t heap_ops;     /* bumped on every heap allocation and free */
+static uint64_t released;     /* bytes returned to the OS */
+enum { BG_OFF, BG_WANTED, BG_STARTING, BG_RUNNING };
+static int bg_state;          /* BG_*; acquire/release between starter and thread */
+static int bg_word;           /* futex the thread sleeps on */
+
+/* ---- the memory limit from the cgroup ---- */
+
+#define CGROUP_UNLIMITED ((uint64_t)1 << 62) /* v1 writes 2^63 - 4096 for none */
+
+/* The smallest limit in file `name` of dir and its ancestors up to root. */
+static uint64_t limit_up_the_tree(char *dir, size_t root_len, const char *name) {
+    uint64_t best = 0;
+    for (;;) {
+        char path[1024], buf[64];
+        gm_snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (os_read_file(path, buf, sizeof buf) > 0 && buf[0] >= '0' && buf[0] <= '9') {
+            uint64_t v = 0;
+            for (const char *c = buf; *c >= '0' && *c <= '9' && v < CGROUP_UNLIMITED; c++)
+                v = v * 10 + (uint64_t)(*c - '0');
+            if (v < CGROUP_UNLIMITED && (best == 0 || v < best))
+                best = v;
+        }
+        char *slash = strrchr(dir + root_len, '/');
+        if (!slash)
+            return best;
+        *slash = 0; /* the parent */
+    }
+}
+
+/* memory.max (v2) or memory.limit_in_bytes (v1) of our cgroup, 0 if none. */
+static uint64_t cgroup_limit(void) {
+    char self[2048];
+    if (os_read_file("/proc/self/cgroup", self, sizeof self) <= 0)
+        return 0;
+    const char *v2 = NULL, *v1 = NULL;
+    for (char *line = self; *line;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = 0;
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c2) {
+            *c2 = 0;
+            if (c1 == line + 1 && line[0] == '0' && c2 == c1 + 1)
+                v2 = c2 + 1; /* "0::/path" */
+            for (char *ctl = c1 + 1; ctl && *ctl; ctl = strchr(ctl, ',') ? strchr(ctl, ',') + 1 : NULL)
+                if (strncmp(ctl, "memory", 6) == 0 && (ctl[6] == ',' || ctl[6] == 0))
+                    v1 = c2 + 1; /* "N:...,memory,...:/path" */
+        }
+        if (!end)
+            break;
+        line = end + 1;
+    }
+    const char *root = gm_opt.cgroup_root;
+    char dir[1024];
+    uint64_t lim = 0;
+    if (v2) {
+        size_t rl = (size_t)gm_snprintf(dir, sizeof dir, "%s", root);
+        gm_snprintf(dir + rl, sizeof dir - rl, "%s", strcmp(v2, "/") ? v2 : "");
+        lim = limit_up_the_tree(dir, rl, "memory.max");
+    }
+    if (!lim && v1) {
+        size_t rl = (size_t)gm_snprintf(dir, sizeof dir, "%s/memory", root);
+        gm_snprintf(dir + rl, sizeof dir - rl, "%s", strcmp(v1, "/") ? v1 : "");
+        lim = limit_up_the_tree(dir, rl, "memory.limit_in_bytes");
+    }
+    return lim;
+}
+
+void scav_init(void) {
+    uint64_t lim = gm_opt.memlimit_bytes;
+    if (!lim && gm_opt.cgroup)
+        lim = cgroup_limit();
+    limit_pages = (size_t)(lim >> GM_PAGE_SHIFT);
+    limit_hard = gm_opt.memlimit_hard && limit_pages;
+}
+
+/* ---- policy ---- */
+
+/* What to release now: up to `pages`, in chunks last freed into at or
+ * before older_than; keep_dense leaves dense huge pages whole; `limit` says
+ * the memory limit asks for it. */
+typedef struct { size_t pages; uint64_t older_than; bool keep_dense, limit; } scav_work;
+
+static size_t dirty_pages(void) { return pagealloc_free_pages() - pagealloc_scav_pages(); }
+
+/* Free pages that may stay resident now. [heap] */
+static size_t headroom_locked(bool *by_limit) {
+    size_t keep = gm_opt.retain_bytes >> GM_PAGE_SHIFT;
+    if (keep < peak_cur) keep = peak_cur;
+    if (keep < peak_prev) keep = peak_prev;
+    *by_limit = false;
+    if (limit_pages) {
+        size_t goal = LIMIT_GOAL(limit_pages), used = inuse + mheap_large_cache_pages_locked();
+        size_t room = goal > used ? goal - used : 0;
+        if (keep > room) {
+            keep = room;
+            *by_limit = true;
+        }
+    }
+    return keep;
+}
+
+static void roll_window_locked(uint64_t now) {
+    if (now - window_start >= gm_opt.scavenge_delay_ns) {
+        peak_prev = peak_cur;
+        peak_cur = inuse;
+        window_start = now;
+    }
+}
+
+static scav_work policy_locked(uint64_t now, bool aged) {
+    roll_window_locked(now);
+    if (aged && now > gm_opt.scavenge_delay_ns)
+        mheap_large_cache_expire_locked(now - gm_opt.scavenge_delay_ns);
+    bool by_limit;
+    size_t keep = headroom_locked(&by_limit);
+    if (by_limit && mheap_large_cache_pages_locked()) {
+        mheap_large_cache_expire_locked(UINT64_MAX); /* cached runs count against the limit */
+        keep = headroom_locked(&by_limit);
+    }
+    size_t dirty = dirty_pages();
+    if (dirty > keep)
+        return (scav_work){ dirty - keep, UINT64_MAX, !by_limit, by_limit };
+    if (aged && dirty && now > gm_opt.scavenge_delay_ns)
+        return (scav_work){ SIZE_MAX, now - gm_opt.scavenge_delay_ns, true, false };
+    return (scav_work){ 0, 0, false, false };
+}
+
+bool scav_admit_locked(size_t inuse_pages, size_t npages) {
+    return !limit_hard || inuse_pages + npages <= limit_pages;
+}
+
+void scav_note_locked(size_t inuse_pages) {
+    inuse = inuse_pages;
+    if (inuse > peak_cur)
+        peak_cur = inuse;
+    __atomic_store_n(&heap_ops, heap_ops + 1, __ATOMIC_RELAXED);
+    bool by_limit;
+    bool work = dirty_pages() > headroom_locked(&by_limit);
+    if (work != (bool)__atomic_load_n(&pending, __ATOMIC_RELAXED))
+        __atomic_store_n(&pending, work, __ATOMIC_RELAXED);
+    if (work && by_limit && __atomic_load_n(&bg_state, __ATOMIC_RELAXED) == BG_RUNNING &&
+        !__atomic_exchange_n(&bg_word, 1, __ATOMIC_RELAXED))
+        os_futex_wake(&bg_word); /* the limit is urgent: do not wait for the tick */
+}
+
+void scav_note_grow_locked(size_t heap_bytes) {
+    if (heap_bytes >= BG_START_BYTES && gm_opt.background)
+        __atomic_compare_exchange_n(&bg_state, &(int){ BG_OFF }, BG_WANTED, false,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+/* ---- the work ---- */
+
+enum { MODE_ASSIST, MODE_BACKGROUND, MODE_TRIM };
+
+/* Releases pages as the mode's policy asks (with `aged`, also the pages
+ * free for longer than the delay), at most max_pages of them, stopping
+ * after max_ns; returns pages released.  No lock held. */
+static size_t scavenge(int mode, bool aged, size_t max_pages, uint64_t max_ns) {
+    uint64_t t0 = gm_nanotime();
+    size_t done = 0;
+    while (done < max_pages) {
+        mheap_lock();
+        uint64_t now = gm_nanotime();
+        scav_work w = { 0, 0, false, false };
+        if (mode == MODE_TRIM) {
+            mheap_large_cache_expire_locked(UINT64_MAX);
+            w = (scav_work){ SIZE_MAX, UINT64_MAX, false, false };
+        } else if (!ever_refused || now - refused_at >= RELEASE_RETRY_NS) {
+            w = policy_locked(now, aged);
+            if (mode == MODE_ASSIST && w.limit && !limit_hard) {
+                /* Go's CPU limiter, simplified: soft-limit assists get a
+                 * share of each window's time; the rest waits for later
+                 * assists and the background thread. */
+                if (now - assist_window >= ASSIST_WINDOW_NS)
+                    assist_window = now, assist_ns = 0;
+                if (assist_ns >= ASSIST_WINDOW_NS * ASSIST_CPU_PERCENT / 100)
+                    w.pages = 0;
+            }
+        }
+        size_t want = w.pages < max_pages - done ? w.pages : max_pages - done;
+        uintptr_t addr = 0;
+        size_t n = 0;
+        int slot = 0;
+        while (slot < INFLIGHT_MAX && inflight[slot].npages)
+            slot++;
+        if (want && slot < INFLIGHT_MAX)
+            n = pagealloc_scav_take(want < STEP_PAGES ? want : STEP_PAGES, w.older_than,
+                                    w.keep_dense && gm_opt.thp != GM_THP_NEVER, &addr);
+        if (n)
+            inflight[slot].addr = addr, inflight[slot].npages = n;
+        if (!n) {
+            if (mode != MODE_TRIM) /* the next heap operation looks again */
+                __atomic_store_n(&pending, 0, __ATOMIC_RELAXED);
+            mheap_unlock();
+            break;
+        }
+        mheap_unlock();
+        uint64_t t1 = gm_nanotime();
+        bool ok = os_release((void *)addr, n << GM_PAGE_SHIFT);
+        uint64_t t2 = gm_nanotime();
+        mheap_lock();
+        inflight[slot].npages = 0;
+        pagealloc_scav_return(addr, n, ok);
+        if (!ok)
+            ever_refused = true, refused_at = t2;
+        if (w.limit)
+            assist_ns += t2 - t1;
+        mheap_unlock();
+        if (!ok)
+            break;
+        done += n;
+        __atomic_fetch_add(&released, (uint64_t)n << GM_PAGE_SHIFT, __ATOMIC_RELAXED);
+        if (t2 - t0 >= max_ns)
+            break;
+    }
+    return done;
+}
+
+void scav_assist(void) {
+    if (__atomic_load_n(&bg_state, __ATOMIC_RELAXED) != BG_RUNNING) {
+        /* No thread: the slow paths release the aged pages, a bounded
+         * amount per call, until a pass finds none; then they look again
+         * a tick later. */
+        uint64_t now = gm_nanotime(), last = __atomic_load_n(&last_tick, __ATOMIC_RELAXED);
+        if (now - last >= gm_opt.scavenge_tick_ns) {
+            if (scavenge(MODE_ASSIST, true, ASSIST_PAGES, UINT64_MAX) < ASSIST_PAGES)
+                __atomic_store_n(&last_tick, now, __ATOMIC_RELAXED);
+            return;
+        }
+    }
+    if (__atomic_load_n(&pending, __ATOMIC_RELAXED))
+        scavenge(MODE_ASSIST, false, ASSIST_PAGES, UINT64_MAX);
+}
+
+size_t scav_release_all(void) {
+    return scavenge(MODE_TRIM, true, SIZE_MAX, UINT64_MAX) << GM_PAGE_SHIFT;
+}
+
+uint64_t scav_released_bytes(void) { return __atomic_load_n(&released, __ATOMIC_RELAXED); }
+
+/* ---- the background thread ---- */
+
+static void *bg_main(void *arg) {
+    (void)arg;
+    uint64_t ops_seen = 0, next_work = 0;
+    for (;;) {
+        /* bg_word is 0 only while we wait: a wake-up costs the heap's
+         * side a system call at most once per wait. */
+        __atomic_store_n(&bg_word, 0, __ATOMIC_RELAXED);
+        os_futex_wait(&bg_word, 0, BG_TICK_NS);
+        __atomic_store_n(&bg_word, 1, __ATOMIC_RELAXED);
+        uint64_t now = gm_nanotime();
+        if (now < next_work) {
+            /* Woken early (the memory limit): the pace still holds. */
+            os_sleep(next_work - now);
+            now = gm_nanotime();
+        }
+        bool idle = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED) == ops_seen;
+        /* An idle heap may still hold spans that other threads' frees
+         * emptied: mcentral hands those back only when asked. */
+        if (idle)
+            mcentral_reclaim();
+        unsigned pct = idle ? BG_IDLE_PERCENT : BG_BUSY_PERCENT;
+        scavenge(MODE_BACKGROUND, true, SIZE_MAX, BG_TICK_NS * pct / 100);
+        ops_seen = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED); /* after our own frees */
+        /* Go's pacing: after t of work, rest t * (100 - pct) / pct. */
+        uint64_t spent = gm_nanotime() - now;
+        next_work = now + spent * 100 / pct;
+    }
+    return NULL;
+}
+
+/* A cache with no spans and no owner: allocations made while it is the
+ * thread's cache go through the shared cache for threads without one. */
+static mcache start_cache;
+
+enum { SPAWNED, NOT_NOW, FAILED };
+
+/* pthread_create allocates (the new thread's TLS vector), and this may be
+ * called in the middle of the calling thread's cache refill: the thread's
+ * cache is swapped for start_cache meanwhile, so the nested allocations
+ * cannot touch the cache being refilled.  All signals are blocked in the
+ * new thread: the program's handlers never run on it. */
+static int bg_spawn(void) {
+    mcache *mine = gm_tls.mcache;
+    if (mine->kind == MCACHE_DEAD)
+        return NOT_NOW; /* exiting, maybe inside the shared cache's lock */
+    if (start_cache.kind != MCACHE_DEAD)
+        mcache_reset(&start_cache, MCACHE_DEAD);
+    pthread_attr_t attr;
+    sigset_t all, old;
+    pthread_t t;
+    sigfillset(&all);
+    gm_tls.mcache = &start_cache;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    bool ok = pthread_create(&t, &attr, bg_main, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    gm_tls.mcache = mine;
+    return ok ? SPAWNED : FAILED;
+}
+
+/* In a forked child only the forking thread exists: runs that were being
+ * released go back to the heap, and the child starts a thread of its own
+ * if the parent had one (its heap, now the child's, was worth it). */
+static void fork_child(void) {
+    os_fork_child();
+    mheap_lock(); /* reset by the allocator's own child handler, which ran first */
+    for (int i = 0; i < INFLIGHT_MAX; i++) {
+        if (inflight[i].npages)
+            pagealloc_scav_return(inflight[i].addr, inflight[i].npages, false);
+        inflight[i].npages = 0;
+    }
+    mheap_unlock();
+    if (__atomic_load_n(&bg_state, __ATOMIC_RELAXED) == BG_OFF)
+        return;
+    __atomic_store_n(&bg_state, BG_WANTED, __ATOMIC_RELAXED);
+    __atomic_store_n(&bg_word, 0, __ATOMIC_RELAXED);
+    scav_start_background();
+}
+
+void scav_start_background(void) {
+    static int atfork_done;
+    if (unlikely(!__atomic_load_n(&atfork_done, __ATOMIC_RELAXED)) &&
+        !__atomic_exchange_n(&atfork_done, 1, __ATOMIC_RELAXED))
+        pthread_atfork(NULL, NULL, fork_child); /* allocates: here, where that is safe */
+    if (likely(__atomic_load_n(&bg_state, __ATOMIC_RELAXED) != BG_WANTED))
+        return;
+    if (!__atomic_compare_exchange_n(&bg_state, &(int){ BG_WANTED }, BG_STARTING, false,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return;
+    int r = bg_spawn();
+    /* A process that may not start threads (RLIMIT_NPROC, a sandbox) is
+     * not asked again: the slow paths and malloc_trim return its memory.
+     * Release: the thread's view of the state set up before it. */
+    __atomic_store_n(&bg_state, r == SPAWNED ? BG_RUNNING : r == NOT_NOW ? BG_WANTED : BG_OFF,
+                     __ATOMIC_RELEASE);
+}
+
+/* ---- the public limit ---- */
+
+int gm_set_memory_limit(size_t bytes, int hard) {
+    if (!mcache_global_init())
+        return -1;
+    mheap_lock();
+    limit_pages = bytes >> GM_PAGE_SHIFT;
+    limit_hard = hard && limit_pages;
+    mheap_unlock();
+    __atomic_store_n(&pending, 1, __ATOMIC_RELAXED);
+    scav_assist();
+    scav_start_background();
+    return 0;
+}
+
+size_t gm_get_memory_limit(int *hard) {
+    mcache_global_init();
+    mheap_lock();
+    size_t b = limit_pages << GM_PAGE_SHIFT;
+    if (hard)
+        *hard = limit_hard;
+    mheap_unlock();
+    return b;
+}

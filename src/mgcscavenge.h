@@ -1,0 +1,37 @@
+/*
+ * The scavenger: when free heap pages go back to the OS, and the memory
+ * limit.  Offered to mheap, which calls the *_locked hooks with the heap
+ * lock held and the others with no allocator lock held.
+ */
+#ifndef GM_MGCSCAVENGE_H
+#define GM_MGCSCAVENGE_H
+
+#include "common.h"
+
+/* Reads the memory limit (options, else the cgroup's).  Heap lock held. */
+GM_INTERNAL void scav_init(void);
+
+/* Heap lock held.  May npages more pages go into use?  False only under a
+ * hard memory limit that they would cross. */
+GM_INTERNAL bool scav_admit_locked(size_t inuse_pages, size_t npages);
+/* Heap lock held: pages went into or out of use (inuse_pages now). */
+GM_INTERNAL void scav_note_locked(size_t inuse_pages);
+/* Heap lock held: the heap now maps heap_bytes. */
+GM_INTERNAL void scav_note_grow_locked(size_t heap_bytes);
+
+/* No allocator lock held.  Releases what must go now (over the retained
+ * headroom or the memory limit), bounded to a short, fixed amount of work
+ * per call, so no allocation waits long on it; also the aged pages every
+ * tick when no background thread runs. */
+GM_INTERNAL void scav_assist(void);
+/* No allocator lock held: returns every free page to the OS (malloc_trim);
+ * returns the bytes released. */
+GM_INTERNAL size_t scav_release_all(void);
+/* No allocator lock held, at a point where a nested malloc is safe: starts
+ * the background thread if it is wanted and not running. */
+GM_INTERNAL void scav_start_background(void);
+
+/* Bytes returned to the OS so far. */
+GM_INTERNAL uint64_t scav_released_bytes(void);
+
+#endif
