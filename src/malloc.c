@@ -79,6 +79,9 @@ static GM_NOINLINE void *alloc_tiniest(mcache *mc, size_t size) {
 
 static GM_NOINLINE void *alloc_refill(mcache *mc, unsigned spc) {
     void *p = mcache_alloc_slow(mc, spc);
+    /* A safe point (no lock held, the cache whole) for the background
+     * scavenger's lazy start, which allocates. */
+    mheap_start_background();
     return likely(p != NULL) ? p : fail_enomem();
 }
 
@@ -358,4 +361,24 @@ int gm_mallopt(int param, int value) {
     (void)param;
     (void)value;
     return 1;
+}
+
+/* ---- memory limit ---- */
+
+int gm_set_memory_limit(size_t bytes, int hard) {
+    if (!mcache_global_init())
+        return -1;
+    mheap_set_memory_limit(bytes, hard != 0);
+    mheap_start_background();
+    return 0;
+}
+
+size_t gm_get_memory_limit(int *hard) {
+    if (!mcache_global_init())
+        return 0;
+    bool h = false;
+    size_t b = mheap_get_memory_limit(&h);
+    if (hard)
+        *hard = h;
+    return b;
 }

@@ -34,8 +34,9 @@
  * of that time while the program uses the heap, 25% while the heap has been
  * idle for the whole tick (nothing else wants the time then, and an idle
  * program should get its memory back within about a second); on an idle
- * tick it first asks mcentral for the spans other threads' frees emptied.  It starts
- * lazily, at the first safe point (see scav_start_background) after the
+ * tick it first runs the idle work the tiers above registered (mcentral
+ * hands back the spans other threads' frees emptied).  It starts lazily,
+ * at the first safe point (see scav_start_background) after the
  * heap has first mapped BG_START_BYTES: a program whose heap stays smaller
  * never gets a thread, and its free memory goes back on its slow paths or
  * on malloc_trim.  A forked child whose parent ran the thread starts its own
@@ -59,14 +60,10 @@
 #include <signal.h>
 #include <string.h>
 
-#include "gomalloc.h"
-#include "mcache.h"
-#include "mcentral.h"
 #include "mheap.h"
 #include "mpagealloc.h"
 #include "options.h"
 #include "os.h"
-#include "proc.h"
 
 /* An assist releases at most this much per call: about 50-100 us of
  * madvise on this machine, far under the 1 ms an allocation may wait. */
@@ -112,6 +109,8 @@ static uint64_t heap_ops;     /* bumped on every heap allocation and free */
 static uint64_t released;     /* bytes returned to the OS */
 enum { BG_OFF, BG_WANTED, BG_STARTING, BG_RUNNING };
 static int bg_state;          /* BG_*; acquire/release between starter and thread */
+/* What the tiers above want done when the heap is idle (scav_set_idle_work). */
+static void (*idle_work)(void);
 static int bg_word;           /* futex the thread sleeps on */
 
 /* ---- the memory limit from the cgroup ---- */
@@ -370,9 +369,10 @@ static void *bg_main(void *arg) {
         }
         bool idle = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED) == ops_seen;
         /* An idle heap may still hold spans that other threads' frees
-         * emptied: mcentral hands those back only when asked. */
-        if (idle)
-            mcentral_reclaim();
+         * emptied: the tiers above hand those back only when asked. */
+        void (*work)(void) = __atomic_load_n(&idle_work, __ATOMIC_ACQUIRE);
+        if (idle && work)
+            work();
         unsigned pct = idle ? BG_IDLE_PERCENT : BG_BUSY_PERCENT;
         scavenge(MODE_BACKGROUND, true, SIZE_MAX, BG_TICK_NS * pct / 100);
         ops_seen = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED); /* after our own frees */
@@ -383,28 +383,18 @@ static void *bg_main(void *arg) {
     return NULL;
 }
 
-/* A cache with no spans and no owner: allocations made while it is the
- * thread's cache go through the shared cache for threads without one. */
-static mcache start_cache;
-
 enum { SPAWNED, NOT_NOW, FAILED };
 
-/* pthread_create allocates (the new thread's TLS vector), and this may be
- * called in the middle of the calling thread's cache refill: the thread's
- * cache is swapped for start_cache meanwhile, so the nested allocations
- * cannot touch the cache being refilled.  All signals are blocked in the
- * new thread: the program's handlers never run on it. */
+/* pthread_create allocates (the new thread's TLS vector): this runs only
+ * at the allocator's safe points, where no allocator lock is held and the
+ * calling thread's cache is whole (scav_start_background's callers).  All
+ * signals are blocked in the new thread: the program's handlers never run
+ * on it. */
 static int bg_spawn(void) {
-    mcache *mine = gm_tls.mcache;
-    if (mine->kind == MCACHE_DEAD)
-        return NOT_NOW; /* exiting, maybe inside the shared cache's lock */
-    if (start_cache.kind != MCACHE_DEAD)
-        mcache_reset(&start_cache, MCACHE_DEAD);
     pthread_attr_t attr;
     sigset_t all, old;
     pthread_t t;
     sigfillset(&all);
-    gm_tls.mcache = &start_cache;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 64 * 1024);
@@ -412,7 +402,6 @@ static int bg_spawn(void) {
     bool ok = pthread_create(&t, &attr, bg_main, NULL) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
-    gm_tls.mcache = mine;
     return ok ? SPAWNED : FAILED;
 }
 
@@ -453,23 +442,18 @@ void scav_start_background(void) {
                      __ATOMIC_RELEASE);
 }
 
-/* ---- the public limit ---- */
+/* ---- the limit, set at run time ---- */
 
-int gm_set_memory_limit(size_t bytes, int hard) {
-    if (!mcache_global_init())
-        return -1;
+void scav_set_limit(size_t bytes, bool hard) {
     mheap_lock();
     limit_pages = bytes >> GM_PAGE_SHIFT;
     limit_hard = hard && limit_pages;
     mheap_unlock();
     __atomic_store_n(&pending, 1, __ATOMIC_RELAXED);
     scav_assist();
-    scav_start_background();
-    return 0;
 }
 
-size_t gm_get_memory_limit(int *hard) {
-    mcache_global_init();
+size_t scav_get_limit(bool *hard) {
     mheap_lock();
     size_t b = limit_pages << GM_PAGE_SHIFT;
     if (hard)
@@ -477,3 +461,5 @@ size_t gm_get_memory_limit(int *hard) {
     mheap_unlock();
     return b;
 }
+
+void scav_set_idle_work(void (*fn)(void)) { __atomic_store_n(&idle_work, fn, __ATOMIC_RELEASE); }

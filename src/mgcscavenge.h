@@ -31,6 +31,14 @@ GM_INTERNAL size_t scav_release_all(void);
  * the background thread if it is wanted and not running. */
 GM_INTERNAL void scav_start_background(void);
 
+/* The memory limit, set at run time (gm_set_memory_limit). */
+GM_INTERNAL void scav_set_limit(size_t bytes, bool hard);
+GM_INTERNAL size_t scav_get_limit(bool *hard);
+
+/* fn runs on the background thread whenever the heap has been idle for a
+ * tick (the tiers above register the work they want done then). */
+GM_INTERNAL void scav_set_idle_work(void (*fn)(void));
+
 /* Bytes returned to the OS so far. */
 GM_INTERNAL uint64_t scav_released_bytes(void);
 

@@ -372,12 +372,15 @@ size_t mheap_release_all(void) {
     return n;
 }
 
-void mheap_scavenge_tick(void) {
-    scav_assist();
-    scav_start_background();
-}
+void mheap_scavenge_tick(void) { scav_assist(); }
 
 void mheap_start_background(void) { scav_start_background(); }
+
+void mheap_set_memory_limit(size_t bytes, bool hard) { scav_set_limit(bytes, hard); }
+
+size_t mheap_get_memory_limit(bool *hard) { return scav_get_limit(hard); }
+
+void mheap_set_idle_work(void (*fn)(void)) { scav_set_idle_work(fn); }
 
 void mheap_lock(void) { gm_lock(&heap_lock); }
 void mheap_unlock(void) { gm_unlock(&heap_lock); }

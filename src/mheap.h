@@ -39,14 +39,18 @@ GM_INTERNAL bool mheap_resize_large(mspan *s, size_t npages, size_t size);
 /* Returns every free page to the OS (malloc_trim), outside the heap lock;
  * returns the bytes released.  No allocator lock held. */
 GM_INTERNAL size_t mheap_release_all(void);
-/* The scavenger's turn on a slow path: a bounded amount of release work,
- * and the background thread's lazy start.  No allocator lock held, and the
- * caller must tolerate a nested malloc (starting a thread allocates; the
- * thread's cache is set aside meanwhile, see mgcscavenge.c). */
+/* The scavenger's turn on a slow path: a bounded amount of release work.
+ * No allocator lock held. */
 GM_INTERNAL void mheap_scavenge_tick(void);
 /* Starts the background scavenger thread if it is wanted (see
- * mgcscavenge.c for when).  Same conditions as mheap_scavenge_tick. */
+ * mgcscavenge.c for when).  Only at a safe point: no allocator lock held,
+ * and the calling thread's cache whole (starting a thread allocates). */
 GM_INTERNAL void mheap_start_background(void);
+/* The memory limit at run time (0: none). */
+GM_INTERNAL void mheap_set_memory_limit(size_t bytes, bool hard);
+GM_INTERNAL size_t mheap_get_memory_limit(bool *hard);
+/* Work for the background thread when the heap is idle (initialisation). */
+GM_INTERNAL void mheap_set_idle_work(void (*fn)(void));
 
 /* For the scavenger: the heap lock, and the cache of freed large runs,
  * whose pages count as idle but are not free in the page allocator. */

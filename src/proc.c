@@ -247,6 +247,8 @@ __attribute__((constructor(101))) static void init_at_load(void) {
     mheap_start_background();
 }
 
+static void reclaim_unowned(void) { mcentral_reclaim(); }
+
 bool mcache_global_init(void) {
     if (likely(__atomic_load_n(&initialized, __ATOMIC_ACQUIRE)))
         return true;
@@ -260,6 +262,9 @@ bool mcache_global_init(void) {
         /* Without a key, exiting threads cannot give their spans back: they
          * stay with the dead caches (a leak, reported once), never misused. */
         thread_key_ok = pthread_key_create(&thread_key, thread_exit) == 0;
+        /* Unowned spans emptied by other threads' frees go back to mheap when
+         * mcentral looks; an idle heap's background thread asks it to. */
+        mheap_set_idle_work(reclaim_unowned);
         if (!thread_key_ok)
             gm_warn("pthread_key_create failed: exiting threads will keep their memory");
         __atomic_store_n(&initialized, 1, __ATOMIC_RELEASE);
