@@ -310,6 +310,11 @@ void mheap_free_span(mspan *s) {
     gm_unlock(&heap_lock);
 }
 
+/* What a freed large block's first page maps to until the page is used
+ * again: a second free of the block then finds it and is reported as a
+ * double free, not an invalid pointer.  Never a real span (state DEAD). */
+static mspan freed_large = {.state = SPAN_DEAD};
+
 void mheap_free_large(mspan *s, void *p, const char *caller) {
     gm_lock(&heap_lock);
     if (s->state != SPAN_LARGE || s->base != (uintptr_t)p) {
@@ -317,7 +322,7 @@ void mheap_free_large(mspan *s, void *p, const char *caller) {
         gm_unlock(&heap_lock);
         gm_bad_pointer(caller, p, freed);
     }
-    spanmap_set(s->base, 1, NULL);
+    spanmap_set(s->base, 1, &freed_large);
     __atomic_store_n(&s->state, SPAN_DEAD, __ATOMIC_RELAXED);
     large_frees++;
     large_inuse_objects--;

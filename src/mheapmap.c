@@ -123,7 +123,9 @@ static void read_committed(void) {
 }
 
 static const mspan *span_at(uintptr_t page) {
-    return spanof((const void *)page);
+    const mspan *s = spanof((const void *)page);
+    /* a freed large block's first page keeps a dead marker (mheap.c) */
+    return s && __atomic_load_n(&s->state, __ATOMIC_RELAXED) != SPAN_DEAD ? s : NULL;
 }
 
 /* Live objects of a small span and its capacity (tiny spans: 16-byte
