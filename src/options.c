@@ -55,6 +55,7 @@ gm_options gm_opt = {
     .background = true,
     .cgroup = true,
     .cgroup_root = "/sys/fs/cgroup",
+    .thp = GM_THP_KERNEL, /* see arena.c: auto costs calloc-heavy programs RSS */
 };
 
 #define GM_STRINGIFY_(x) #x
