@@ -124,6 +124,14 @@ GM_INTERNAL __attribute__((noreturn, cold)) void gm_fatal(const char *msg, const
  * already freed, "invalid pointer" otherwise. */
 GM_INTERNAL __attribute__((noreturn, cold)) void gm_bad_pointer(const char *caller, const void *p,
                                                                 bool already_freed);
+/* The same, with what the allocator knows of the block: its size (the
+ * slot size of its class, or a large block's), whether p is inside it
+ * rather than at its start, and whether it was freed. */
+GM_INTERNAL __attribute__((noreturn, cold)) void gm_bad_pointer_hint(const char *caller,
+                                                                     const void *p,
+                                                                     bool already_freed,
+                                                                     size_t block_size,
+                                                                     bool interior);
 
 /* Formats into buf like a tiny snprintf: %s %d %u %zu %llu %p %x and widths. */
 GM_INTERNAL int gm_snprintf(char *buf, size_t size, const char *fmt, ...)

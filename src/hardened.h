@@ -17,6 +17,9 @@
  * feature macros (_GNU_SOURCE) still come before any system header.
  * common.h's declaration of gm_bad_pointer then declares the new name. */
 #define gm_bad_pointer gm_hardened_bad_pointer
+/* The hinted report too: the hardened layer words every report itself. */
+#define gm_bad_pointer_hint(caller, p, freed, size, interior) \
+    gm_hardened_bad_pointer(caller, p, freed)
 #else
 
 #include "gomalloc.h" /* the public declarations first, under their own names */
@@ -44,6 +47,8 @@ GM_INTERNAL __attribute__((noreturn, cold)) void gm_hardened_bad_pointer(const c
 
 #ifdef GM_HARDENED_INNER
 #define gm_bad_pointer gm_hardened_bad_pointer
+#define gm_bad_pointer_hint(caller, p, freed, size, interior) \
+    gm_hardened_bad_pointer(caller, p, freed)
 #endif
 
 #ifdef GM_HARDENED_RAW

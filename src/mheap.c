@@ -234,17 +234,29 @@ bool mheap_init(void) {
     return ok;
 }
 
+/* The hardened build ends every small-object span with a guard page
+ * (PROT_NONE, not part of the span): a linear overflow off the span's last
+ * slot faults instead of running into the next span.  The page is taken
+ * with the span and given back with it; when the kernel refuses to protect
+ * it (too many mappings), the span simply has no guard, and when it refuses
+ * to make it accessible again, the page is kept out of use for good. */
+#ifdef GM_HARDENED
+#define SPAN_GUARD_PAGES 1
+#else
+#define SPAN_GUARD_PAGES 0
+#endif
+
 mspan *mheap_alloc_small(unsigned spc) {
     unsigned sc = spc == GM_TINY_SPAN_CLASS ? gm_size_to_class(GM_TINY_BLOCK) : spc;
     size_t npages = gm_class_npages[sc];
 
     gm_lock(&heap_lock);
     bool zeroed; /* small objects are cleared by calloc itself */
-    uintptr_t base = alloc_pages(npages, 1, &zeroed);
+    uintptr_t base = alloc_pages(npages + SPAN_GUARD_PAGES, 1, &zeroed);
     mspan *s = base ? span_struct_alloc(mspan_struct_size(spc)) : NULL;
     if (!s) {
         if (base)
-            free_pages(base, npages);
+            free_pages(base, npages + SPAN_GUARD_PAGES);
         gm_unlock(&heap_lock);
         return NULL;
     }
@@ -256,6 +268,9 @@ mspan *mheap_alloc_small(unsigned spc) {
     span_allocs++;
     spans_inuse[spc]++;
     gm_unlock(&heap_lock);
+    if (SPAN_GUARD_PAGES)
+        s->guarded = os_protect((void *)(base + (npages << GM_PAGE_SHIFT)),
+                                SPAN_GUARD_PAGES << GM_PAGE_SHIFT, false);
     return s;
 }
 
@@ -299,6 +314,13 @@ mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size, bool ze
 }
 
 void mheap_free_span(mspan *s) {
+    size_t guard = 0;
+    if (SPAN_GUARD_PAGES) {
+        uintptr_t at = s->base + ((uintptr_t)s->npages << GM_PAGE_SHIFT);
+        guard = !s->guarded || os_protect((void *)at, SPAN_GUARD_PAGES << GM_PAGE_SHIFT, true)
+                    ? SPAN_GUARD_PAGES
+                    : 0; /* still inaccessible: never reused */
+    }
     gm_lock(&heap_lock);
     spanmap_set(s->base, s->npages, NULL);
     __atomic_store_n(&s->state, SPAN_DEAD, __ATOMIC_RELAXED);
@@ -306,7 +328,7 @@ void mheap_free_span(mspan *s) {
     uintptr_t base = s->base;
     size_t npages = s->npages;
     span_struct_free(s);
-    free_pages(base, npages);
+    free_pages(base, npages + guard);
     gm_unlock(&heap_lock);
 }
 

@@ -117,9 +117,10 @@ void mspan_init_small(mspan *s, unsigned spc) {
 
 void mspan_bad_free(const mspan *s, const void *p, uint32_t idx, const char *caller) {
     if (idx == SPAN_BAD_INDEX || idx >= s->nelems)
-        gm_bad_pointer(caller, p, false);
+        gm_bad_pointer_hint(caller, p, false, s->elemsize, idx == SPAN_BAD_INDEX);
     bool handed_out = mspan_slot_ever(s, idx);
-    gm_bad_pointer(caller, (void *)(s->base + (uintptr_t)idx * s->elemsize), handed_out);
+    gm_bad_pointer_hint(caller, (void *)(s->base + (uintptr_t)idx * s->elemsize), handed_out,
+                        s->elemsize, false);
 }
 
 /* ---- the holder's operations ---- */

@@ -62,6 +62,7 @@ typedef struct mspan {
     uint8_t nopen;         /* owner: words opened for allocation so far */
     uint8_t nwords;        /* slot words (a power of two) */
     uint8_t zeroed;        /* large spans: memory known zero (fresh from the OS) */
+    uint8_t guarded;       /* hardened build: a guard page follows the span (mheap) */
     uint8_t sampled;       /* nonzero: holds blocks sampled by the heap profiler, and free()
                             * must tell mprof.c (such a span has no fast owner).  Written by mprof under its lock (a count of
                             * live samples), cleared when the span is set up.  First line. */

@@ -161,6 +161,13 @@ static void *from_reserve(size_t bytes) {
 
 void os_fork_child(void) { gm_lock_reinit(&reserve_lock); }
 
+bool os_protect(void *addr, size_t bytes, bool accessible) {
+    int saved = errno;
+    bool ok = mprotect(addr, bytes, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
+    errno = saved;
+    return ok;
+}
+
 void *os_alloc_metadata(size_t bytes) {
     if (fault_now(GM_FAULT_MMAP))
         return NULL;
@@ -382,6 +389,22 @@ void gm_warn(const char *msg) {
     char buf[256];
     int n = gm_snprintf(buf, sizeof buf, "gomalloc: warning: %s\n", msg);
     gm_write_all(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+void gm_bad_pointer_hint(const char *caller, const void *p, bool already_freed,
+                         size_t block_size, bool interior) {
+    char msg[160];
+    bool dfree = already_freed && __builtin_strcmp(caller, "free") == 0;
+    int n = gm_snprintf(msg, sizeof msg, "gomalloc: %s(): %s %p: ", caller,
+                        dfree ? "double free" : "invalid pointer", p);
+    if (interior)
+        n += gm_snprintf(msg + n, sizeof msg - (size_t)n,
+                         "inside a %zu-byte block, not at its start\n", block_size);
+    else
+        n += gm_snprintf(msg + n, sizeof msg - (size_t)n, "a %zu-byte block, %s\n", block_size,
+                         already_freed ? "already freed" : "never handed out");
+    gm_write_all(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+    abort();
 }
 
 void gm_bad_pointer(const char *caller, const void *p, bool already_freed) {

@@ -24,6 +24,9 @@ GM_INTERNAL void os_hugepages(void *addr, size_t bytes, bool want);
 /* Gives pages back to the OS; they stay mapped and read as zero afterwards.
  * False when the kernel refused: the pages are unchanged (still dirty). */
 GM_INTERNAL bool os_release(void *addr, size_t bytes);
+/* Makes committed memory inaccessible (a guard) or accessible again.  False
+ * when the kernel refused (too many mappings, for one). */
+GM_INTERNAL bool os_protect(void *addr, size_t bytes, bool accessible);
 /* Fresh zeroed read-write memory for allocator metadata (never freed). */
 GM_INTERNAL void *os_alloc_metadata(size_t bytes);
 /* Keeps a little address space back for os_alloc_metadata, for when the

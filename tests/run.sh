@@ -234,6 +234,12 @@ T_misuse_hardened() {
         build "$CC" $TEST_CFLAGS -fno-builtin tests/misuse/misuse.c -o "$OUT/misuse_h" -ldl &&
         run 120 "$OUT/misuse_h" check hardened "$HARDENED_LIB"
 }
+# The hardened build's guard page after each small-object span.
+T_span_guard() {
+    need_hardened &&
+        build "$CC" $TEST_CFLAGS tests/misuse/test_span_guard.c -o "$OUT/test_span_guard" &&
+        run 60 LD_PRELOAD="$HARDENED_LIB" "$OUT/test_span_guard"
+}
 # The hardened build keeps every promise of the API, with threads and fork.
 T_api_hardened() {
     need_hardened &&
@@ -461,7 +467,7 @@ TESTS=(
     prog_perl thread_exit release early cxx cxx_link cxx_new_preload options launcher install
     deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
     unit_pagealloc calloc_refused window death unit_sizeclasses
-    api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default idle_release 
+    api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default span_guard idle_release
     limits_soft limits_hard limits_hardenv limits_huge limits_cgroup fork_scavenger crowded ulimit thp
 )
 
