@@ -37,21 +37,11 @@
 
 #include "gomalloc.h"
 #include "../check.h"
+#include "../common.h"
 
 #define MiB ((size_t)1 << 20)
 
-static size_t rss(void) {
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    const char *p = strchr(buf, ' ');
-    return p ? (size_t)strtoull(p + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
-}
+static size_t rss(void) { return gmt_rss_noalloc(); }
 
 static uint64_t rng = 88172645463325252ull;
 static uint64_t rnd(void) {

@@ -3,6 +3,7 @@
  * program frees goes back to the OS even if the program never allocates
  * again.  (Run with a short GOMALLOC_SCAVENGE_DELAY_MS.)
  */
+#define _GNU_SOURCE /* nanosleep under -std=c11 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "../common.h"
 
 #define MiB ((size_t)1 << 20)
 #define TOTAL (512 * MiB)
@@ -41,18 +42,7 @@ static double now(void) {
 }
 
 /* Resident bytes, without allocating. */
-static size_t rss(void) {
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    const char *p = strchr(buf, ' ');
-    return p ? (size_t)strtoull(p + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
-}
+static size_t rss(void) { return gmt_rss_noalloc(); }
 
 static void alloc_all(size_t size, size_t n) {
     for (size_t i = 0; i < n; i++) {
