@@ -81,45 +81,32 @@ static uintptr_t hex(const char **s) {
     }
 }
 
+/* One line of /proc/self/maps: a read-write mapping inside the heap window
+ * joins the committed ranges. */
+static bool committed_line(const char *s, void *arg) {
+    (void)arg;
+    uintptr_t lo = gm_heap_base, hi = gm_heap_base + GM_HEAP_RANGE;
+    uintptr_t a = hex(&s);
+    if (*s++ != '-')
+        return true;
+    uintptr_t b = hex(&s);
+    if (*s++ != ' ' || s[0] != 'r' || s[1] != 'w' || b <= lo || a >= hi)
+        return true;
+    if (nranges > 0 && ranges[nranges - 1].end == a) {
+        ranges[nranges - 1].end = b < hi ? b : hi;
+    } else if (nranges < MAX_RANGES) {
+        ranges[nranges].start = a > lo ? a : lo;
+        ranges[nranges].end = b < hi ? b : hi;
+        nranges++;
+    }
+    return true;
+}
+
 /* The committed parts of the heap window: its read-write mappings. */
 static void read_committed(void) {
-    static char buf[8192];
-    char line[256];
-    size_t ll = 0;
     nranges = 0;
-    uintptr_t lo = gm_heap_base, hi = gm_heap_base + GM_HEAP_RANGE;
-    if (!lo)
-        return;
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t r;
-    while ((r = read(fd, buf, sizeof buf)) > 0) {
-        for (ssize_t i = 0; i < r; i++) {
-            if (buf[i] != '\n') {
-                if (ll < sizeof line - 1)
-                    line[ll++] = buf[i];
-                continue;
-            }
-            line[ll] = 0;
-            ll = 0;
-            const char *s = line;
-            uintptr_t a = hex(&s);
-            if (*s++ != '-')
-                continue;
-            uintptr_t b = hex(&s);
-            if (*s++ != ' ' || s[0] != 'r' || s[1] != 'w' || b <= lo || a >= hi)
-                continue;
-            if (nranges > 0 && ranges[nranges - 1].end == a) {
-                ranges[nranges - 1].end = b < hi ? b : hi;
-            } else if (nranges < MAX_RANGES) {
-                ranges[nranges].start = a > lo ? a : lo;
-                ranges[nranges].end = b < hi ? b : hi;
-                nranges++;
-            }
-        }
-    }
-    close(fd);
+    if (gm_heap_base)
+        os_each_map_line(committed_line, NULL);
 }
 
 static const mspan *span_at(uintptr_t page) {

@@ -632,27 +632,15 @@ static void parse_map_line(const char *line) {
     m->name[n] = 0;
 }
 
+static bool map_line(const char *line, void *arg) {
+    (void)arg;
+    parse_map_line(line);
+    return true;
+}
+
 static void read_maps(void) {
-    static char buf[8192];
-    char line[512];
-    size_t ll = 0;
     nmaps = 0;
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t r;
-    while ((r = read(fd, buf, sizeof buf)) > 0) {
-        for (ssize_t i = 0; i < r; i++) {
-            if (buf[i] == '\n') {
-                line[ll] = 0;
-                parse_map_line(line);
-                ll = 0;
-            } else if (ll < sizeof line - 1) {
-                line[ll++] = buf[i];
-            }
-        }
-    }
-    close(fd);
+    os_each_map_line(map_line, NULL);
 }
 
 static int mapping_of(uintptr_t pc) {

@@ -568,45 +568,35 @@ static void apply_environ(void) {
 
 /* ---- the verbose start-up report ---- */
 
+struct path_search {
+    uintptr_t self;
+    char *out;
+    size_t size;
+    bool found;
+};
+
+/* One line of /proc/self/maps: "start-end perms offset dev inode   path". */
+static bool path_line(const char *line, void *arg) {
+    struct path_search *ps = arg;
+    uintptr_t lo = 0, hi = 0;
+    const char *p = line;
+    for (; *p && *p != '-'; p++)
+        lo = lo * 16 + (uintptr_t)(*p <= '9' ? *p - '0' : lower(*p) - 'a' + 10);
+    for (p += *p == '-'; *p && *p != ' '; p++)
+        hi = hi * 16 + (uintptr_t)(*p <= '9' ? *p - '0' : lower(*p) - 'a' + 10);
+    const char *path = strchr(line, '/');
+    if (ps->self >= lo && ps->self < hi && path) {
+        gm_snprintf(ps->out, ps->size, "%s", path);
+        ps->found = true;
+    }
+    return !ps->found;
+}
+
 /* The file our code was mapped from, found in /proc/self/maps (no dladdr:
  * that would tie the library to libdl on older glibc). */
 static bool library_path(char *out, size_t size) {
-    uintptr_t self = (uintptr_t)&options_init;
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    char chunk[512], line[1024];
-    size_t len = 0;
-    bool found = false, overlong = false;
-    ssize_t got;
-    while (!found && (got = read(fd, chunk, sizeof chunk)) > 0) {
-        for (ssize_t i = 0; i < got && !found; i++) {
-            if (chunk[i] != '\n') {
-                if (len + 1 < sizeof line)
-                    line[len++] = chunk[i];
-                else
-                    overlong = true;
-                continue;
-            }
-            line[len] = 0;
-            /* "start-end perms offset dev inode   path" */
-            uintptr_t lo = 0, hi = 0;
-            const char *p = line;
-            for (; *p && *p != '-'; p++)
-                lo = lo * 16 + (uintptr_t)(*p <= '9' ? *p - '0' : lower(*p) - 'a' + 10);
-            for (p += *p == '-'; *p && *p != ' '; p++)
-                hi = hi * 16 + (uintptr_t)(*p <= '9' ? *p - '0' : lower(*p) - 'a' + 10);
-            const char *path = strchr(line, '/');
-            if (!overlong && self >= lo && self < hi && path) {
-                gm_snprintf(out, size, "%s", path);
-                found = true;
-            }
-            len = 0;
-            overlong = false;
-        }
-    }
-    close(fd);
-    return found;
+    struct path_search ps = {(uintptr_t)&options_init, out, size, false};
+    return os_each_map_line(path_line, &ps) && ps.found;
 }
 
 static void print_verbose(void) {

@@ -168,6 +168,34 @@ bool os_protect(void *addr, size_t bytes, bool accessible) {
     return ok;
 }
 
+bool os_each_map_line(bool (*fn)(const char *line, void *arg), void *arg) {
+    int saved = errno;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        errno = saved;
+        return false;
+    }
+    char chunk[1024], line[512];
+    size_t len = 0;
+    bool more = true;
+    ssize_t got;
+    while (more && (got = read(fd, chunk, sizeof chunk)) > 0) {
+        for (ssize_t i = 0; i < got && more; i++) {
+            if (chunk[i] != '\n') {
+                if (len + 1 < sizeof line)
+                    line[len++] = chunk[i];
+                continue;
+            }
+            line[len] = 0;
+            len = 0;
+            more = fn(line, arg);
+        }
+    }
+    close(fd);
+    errno = saved;
+    return true;
+}
+
 void *os_alloc_metadata(size_t bytes) {
     if (fault_now(GM_FAULT_MMAP))
         return NULL;

@@ -27,6 +27,11 @@ GM_INTERNAL bool os_release(void *addr, size_t bytes);
 /* Makes committed memory inaccessible (a guard) or accessible again.  False
  * when the kernel refused (too many mappings, for one). */
 GM_INTERNAL bool os_protect(void *addr, size_t bytes, bool accessible);
+/* Calls fn on each line of /proc/self/maps ("start-end perms offset dev
+ * inode   path", NUL-terminated, no newline; a line longer than the buffer is
+ * cut) until fn returns false.  No allocation.  False if the file cannot be
+ * read. */
+GM_INTERNAL bool os_each_map_line(bool (*fn)(const char *line, void *arg), void *arg);
 /* Fresh zeroed read-write memory for allocator metadata (never freed). */
 GM_INTERNAL void *os_alloc_metadata(size_t bytes);
 /* Keeps a little address space back for os_alloc_metadata, for when the
