@@ -7,9 +7,11 @@
  *   page count of their size class, large spans in whatever a request needs
  *   (aligned when asked).  Free pages coalesce implicitly in the page
  *   allocator's bitmaps.
- * - Span structs come from a metadata allocator fed by os_alloc_metadata and
- *   recycled through free lists keyed by struct size; they are never unmapped,
- *   so a stale pointer to one is always safe to read.  mheap hands out bare
+ * - Span structs come from slabs of metadata, one struct size per slab,
+ *   recycled through per-slab free lists; the pages of a slab with no struct
+ *   in use go back to the OS on malloc_trim and when the heap is idle, but
+ *   are never unmapped, so a stale pointer to a struct is always safe to
+ *   read.  mheap hands out bare
  *   spans (pages, a zeroed struct, the span map); the slot state and its
  *   ownership are mspan's and mcache's business.
  * - The scavenger (mgcscavenge.c) decides when free pages go back to the OS
@@ -51,26 +53,136 @@ static size_t large_inuse_bytes, large_inuse_objects;
 static uint64_t large_allocs, large_frees, span_allocs;
 static uint64_t spans_inuse[GM_NUM_SPAN_CLASSES];
 
-/* ---- metadata allocator for span structs ---- */
+/* ---- metadata allocator for span structs ----
+ *
+ * Span structs come in a few sizes (one per slot-bitmap size, tiny, large).
+ * They are cut from 256 KiB slabs, each holding structs of one size, aligned
+ * so that a struct finds its slab by masking its address.  A slab's header
+ * sits in its first bytes; a slab with free structs is on its kind's list.
+ * A slab whose structs are all free can give its pages, all but the first
+ * (the header's), back to the OS (meta_release_empty: malloc_trim and an
+ * idle heap): a GiB of small objects needs about 26 MiB of structs.  The
+ * pages stay mapped, so a stale pointer to a struct still reads safely (it
+ * reads zeros, as a cleared struct would). */
 
-#define META_SLAB (256 * 1024)
+#define META_SLAB ((size_t)256 << 10)
+#define META_PAGE ((size_t)4096) /* the OS page: the unit given back */
 #define META_KINDS 8
-static struct { size_t size; mspan *free; } meta_kinds[META_KINDS];
-static char *meta_cur, *meta_end;
 
-static void *meta_bump(size_t size) {
-    size = gm_align_up(size, 64);
-    if ((size_t)(meta_end - meta_cur) < size) {
-        size_t slab = size > META_SLAB ? size : META_SLAB;
-        char *p = os_alloc_metadata(slab);
-        if (!p)
-            return NULL;
-        meta_cur = p;
-        meta_end = p + slab;
+typedef struct meta_slab {
+    struct meta_slab *next, *prev; /* its kind's list of slabs with room */
+    mspan *free;                   /* freed structs */
+    char *bump;                    /* never-used space starts here */
+    uint32_t size;                 /* struct size */
+    uint32_t nlive;                /* structs handed out */
+    bool listed;                   /* on its kind's list */
+} meta_slab;
+
+static struct { size_t size; meta_slab *avail; } meta_kinds[META_KINDS];
+static meta_slab *meta_inflight; /* being given back (lock dropped) */
+
+#define META_FIRST ((sizeof(meta_slab) + 63) & ~(size_t)63)
+
+static meta_slab *meta_slab_of(const void *s) {
+    return (meta_slab *)((uintptr_t)s & ~(uintptr_t)(META_SLAB - 1));
+}
+
+static bool meta_slab_has_room(const meta_slab *m) {
+    return m->free || (size_t)((char *)m + META_SLAB - m->bump) >= m->size;
+}
+
+static void meta_list_add(unsigned kind, meta_slab *m) {
+    m->prev = NULL;
+    m->next = meta_kinds[kind].avail;
+    if (m->next)
+        m->next->prev = m;
+    meta_kinds[kind].avail = m;
+    m->listed = true;
+}
+
+static void meta_list_remove(unsigned kind, meta_slab *m) {
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        meta_kinds[kind].avail = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    m->listed = false;
+}
+
+static unsigned meta_kind(size_t size) {
+    for (unsigned i = 0; i < META_KINDS; i++) {
+        if (meta_kinds[i].size == size || meta_kinds[i].size == 0) {
+            meta_kinds[i].size = size;
+            return i;
+        }
     }
-    void *r = meta_cur;
-    meta_cur += size;
-    return r;
+    /* More struct sizes than kinds cannot happen (5 bitmap sizes, tiny, large). */
+    gm_fatal("span struct sizes exceed the metadata kinds", NULL);
+}
+
+static mspan *span_struct_take(size_t size) {
+    size = gm_align_up(size, 64);
+    unsigned kind = meta_kind(size);
+    meta_slab *m = meta_kinds[kind].avail;
+    if (!m) {
+        m = os_alloc_metadata_aligned(META_SLAB, META_SLAB);
+        if (!m)
+            return NULL;
+        m->size = (uint32_t)size;
+        m->bump = (char *)m + META_FIRST;
+        meta_list_add(kind, m);
+    }
+    mspan *s;
+    if (m->free) {
+        s = m->free;
+        m->free = s->next;
+    } else {
+        s = (mspan *)m->bump;
+        m->bump += size;
+    }
+    m->nlive++;
+    if (!meta_slab_has_room(m))
+        meta_list_remove(kind, m);
+    return s;
+}
+
+static void span_struct_free(mspan *s) {
+    meta_slab *m = meta_slab_of(s);
+    s->next = m->free;
+    m->free = s;
+    m->nlive--;
+    if (!m->listed)
+        meta_list_add(meta_kind(m->size), m);
+}
+
+/* Gives back the pages of slabs whose structs are all free, one slab per
+ * turn of the lock: the madvise runs with the heap lock dropped, the slab
+ * off its list and reset (no free structs, all space unused) meanwhile. */
+static void meta_release_empty(void) {
+    for (unsigned kind = 0; kind < META_KINDS; kind++) {
+        gm_lock(&heap_lock);
+        meta_slab *m = meta_kinds[kind].avail;
+        for (;;) {
+            while (m && (m->nlive || m->bump == (char *)m + META_FIRST))
+                m = m->next; /* in use, or nothing touched since its last release */
+            if (!m || meta_inflight)
+                break;
+            meta_list_remove(kind, m);
+            m->free = NULL;
+            m->bump = (char *)m + META_FIRST;
+            meta_inflight = m;
+            gm_unlock(&heap_lock);
+            os_release((char *)m + META_PAGE, META_SLAB - META_PAGE); /* refused: stays dirty, harmless */
+            gm_lock(&heap_lock);
+            meta_inflight = NULL;
+            meta_list_add(kind, m);
+            /* The list may have changed while the lock was dropped: start
+             * over (released slabs are skipped at once). */
+            m = meta_kinds[kind].avail;
+        }
+        gm_unlock(&heap_lock);
+    }
 }
 
 /* Zeroes a recycled struct.  A thread freeing into the span's previous life
@@ -87,32 +199,10 @@ static void span_struct_clear(mspan *s, size_t size) {
 }
 
 static mspan *span_struct_alloc(size_t size) {
-    mspan *s = NULL;
-    for (int i = 0; i < META_KINDS; i++) {
-        if (meta_kinds[i].size == size && meta_kinds[i].free) {
-            s = meta_kinds[i].free;
-            meta_kinds[i].free = s->next;
-            break;
-        }
-    }
-    if (!s)
-        s = meta_bump(size);
+    mspan *s = span_struct_take(size);
     if (s)
         span_struct_clear(s, size);
     return s;
-}
-
-static void span_struct_free(mspan *s) {
-    size_t size = mspan_struct_size(s->spanclass);
-    for (int i = 0; i < META_KINDS; i++) {
-        if (meta_kinds[i].size == size || meta_kinds[i].size == 0) {
-            meta_kinds[i].size = size;
-            s->next = meta_kinds[i].free;
-            meta_kinds[i].free = s;
-            return;
-        }
-    }
-    /* More struct sizes than kinds cannot happen (5 bitmap sizes, tiny, large). */
 }
 
 /* ---- recently freed large runs ----
@@ -395,6 +485,7 @@ bool mheap_resize_large(mspan *s, size_t npages, size_t size) {
 
 size_t mheap_release_all(void) {
     size_t n = scav_release_all();
+    meta_release_empty();
     scav_start_background();
     return n;
 }
@@ -407,7 +498,21 @@ void mheap_set_memory_limit(size_t bytes, bool hard) { scav_set_limit(bytes, har
 
 size_t mheap_get_memory_limit(bool *hard) { return scav_get_limit(hard); }
 
-void mheap_set_idle_work(void (*fn)(void)) { scav_set_idle_work(fn); }
+/* On an idle heap, the tiers above first hand back what they hold (their
+ * idle work), then the span structs that freed are given back. */
+static void (*upper_idle_work)(void);
+
+static void idle_work(void) {
+    void (*fn)(void) = __atomic_load_n(&upper_idle_work, __ATOMIC_ACQUIRE);
+    if (fn)
+        fn();
+    meta_release_empty();
+}
+
+void mheap_set_idle_work(void (*fn)(void)) {
+    __atomic_store_n(&upper_idle_work, fn, __ATOMIC_RELEASE);
+    scav_set_idle_work(idle_work);
+}
 
 void mheap_lock(void) { gm_lock(&heap_lock); }
 void mheap_unlock(void) { gm_unlock(&heap_lock); }
@@ -441,10 +546,15 @@ void mheap_for_each_small_span(void (*fn)(mspan *s, void *arg), void *arg) {
 void mheap_lock_for_fork(void) { gm_lock(&heap_lock); }
 
 void mheap_unlock_after_fork(bool child) {
-    if (child)
+    if (child) {
         gm_lock_reinit(&heap_lock);
-    else
+        if (meta_inflight) { /* its release was cut short by the fork */
+            meta_list_add(meta_kind(meta_inflight->size), meta_inflight);
+            meta_inflight = NULL;
+        }
+    } else {
         gm_unlock(&heap_lock);
+    }
 }
 
 void mheap_read_stats(mheap_stats *out) {

@@ -196,14 +196,26 @@ bool os_each_map_line(bool (*fn)(const char *line, void *arg), void *arg) {
     return true;
 }
 
-void *os_alloc_metadata(size_t bytes) {
+void *os_alloc_metadata_aligned(size_t bytes, size_t align) {
     if (fault_now(GM_FAULT_MMAP))
         return NULL;
     int saved = errno;
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        p = __atomic_load_n(&reserve_left, __ATOMIC_RELAXED) ? from_reserve(bytes) : NULL;
+    /* Over-map by the alignment and cut the excess off both ends; from the
+     * reserve, the excess is simply left unused. */
+    size_t span = bytes + (align > 4096 ? align : 0);
+    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    char *p = NULL;
+    if (raw != MAP_FAILED) {
+        p = (char *)gm_align_up((uintptr_t)raw, align);
+        if (p > raw)
+            munmap(raw, (size_t)(p - raw));
+        if (raw + span > p + bytes)
+            munmap(p + bytes, (size_t)(raw + span - (p + bytes)));
+    } else if (__atomic_load_n(&reserve_left, __ATOMIC_RELAXED)) {
+        raw = from_reserve(span);
+        p = raw ? (char *)gm_align_up((uintptr_t)raw, align) : NULL;
+    }
     errno = saved;
     if (!p)
         return NULL;
@@ -214,6 +226,8 @@ void *os_alloc_metadata(size_t bytes) {
     __atomic_fetch_add(&metadata_bytes, bytes, __ATOMIC_RELAXED);
     return p;
 }
+
+void *os_alloc_metadata(size_t bytes) { return os_alloc_metadata_aligned(bytes, 4096); }
 
 void os_unmap(void *addr, size_t bytes) {
     int saved = errno;

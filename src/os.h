@@ -32,8 +32,11 @@ GM_INTERNAL bool os_protect(void *addr, size_t bytes, bool accessible);
  * cut) until fn returns false.  No allocation.  False if the file cannot be
  * read. */
 GM_INTERNAL bool os_each_map_line(bool (*fn)(const char *line, void *arg), void *arg);
-/* Fresh zeroed read-write memory for allocator metadata (never freed). */
+/* Fresh zeroed read-write memory for allocator metadata: never unmapped,
+ * though its pages may be given back with os_release. */
 GM_INTERNAL void *os_alloc_metadata(size_t bytes);
+/* The same, at an address that is a multiple of align (a power of two). */
+GM_INTERNAL void *os_alloc_metadata_aligned(size_t bytes, size_t align);
 /* Keeps a little address space back for os_alloc_metadata, for when the
  * kernel refuses new mappings (called under the heap lock as it grows). */
 GM_INTERNAL void os_keep_metadata_reserve(void);

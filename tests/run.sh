@@ -376,6 +376,11 @@ T_release() {
         "$LIB" $RPATH &&
         run 120 GOMALLOC_SCAVENGE_DELAY_MS=100 "$OUT/test_release"
 }
+T_trim() {
+    need_lib && build "$CC" $TEST_CFLAGS tests/release/test_trim.c -o "$OUT/test_trim" \
+        "$LIB" $RPATH &&
+        run 120 GOMALLOC_BACKGROUND=0 "$OUT/test_trim"
+}
 T_calloc_refused() {
     need_lib && build "$CC" $TEST_CFLAGS tests/release/test_calloc_refused.c \
         -o "$OUT/test_calloc_refused" &&
@@ -464,7 +469,7 @@ T_prog_sort() { need_lib && run 240 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/pro
 TESTS=(
     fuzz stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan
     api_gm_ubsan stress_gm prog_gcc api_preload api_static api_gm prog_git prog_python
-    prog_perl thread_exit release early cxx cxx_link cxx_new_preload options launcher install
+    prog_perl thread_exit release trim early cxx cxx_link cxx_new_preload options launcher install
     deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
     unit_pagealloc calloc_refused window death unit_sizeclasses
     api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default span_guard idle_release
