@@ -39,7 +39,7 @@ GM_LDFLAGS := -shared -Wl,-Bsymbolic-functions -Wl,-z,nodelete -Wl,-soname,$(SON
               -static-libgcc -Wl,--exclude-libs,ALL
 
 # One file per tier, bottom up; then the public names.  Add a file here.
-SRCS := os.c arena.c mpagealloc.c mgcscavenge.c mheap.c mspan.c mcentral.c mcache.c tiny.c proc.c malloc.c
+SRCS := os.c arena.c mpagealloc.c mgcscavenge.c mheap.c mpagecache.c mspan.c mcentral.c mcache.c tiny.c proc.c malloc.c
 SRCS += mstats.c mprof.c mheapmap.c options.c override.c new_delete.c
 OBJS := $(SRCS:%.c=build/obj/%.o)
 HDRS := $(wildcard src/*.h) include/gomalloc.h

@@ -57,6 +57,14 @@ static GM_NOINLINE void *alloc_large(size_t size, size_t align, bool zero) {
     if (npages == 0)
         npages = 1;
     size_t align_pages = align > GM_PAGE_SIZE ? align >> GM_PAGE_SHIFT : 1;
+    mcache *mc = gm_tls.mcache;
+    if (unlikely(mc->kind == MCACHE_BOOTSTRAP))
+        mc = proc_own_cache();
+    if (!zero && align_pages == 1 && mc->kind == MCACHE_OWN) {
+        mspan *kept = pagecache_take(&mc->pcache, npages, size);
+        if (kept)
+            return (void *)kept->base;
+    }
     if (!mcache_global_init())
         return fail_enomem();
     mspan *s = mheap_alloc_large(npages, align_pages, size, zero);
@@ -226,6 +234,14 @@ void *gm_pvalloc(size_t size) {
 
 /* ---- freeing ---- */
 
+static void free_large(mspan *s, void *p, const char *caller) {
+    mcache *mc = gm_tls.mcache;
+    if (mc->kind == MCACHE_OWN)
+        pagecache_free(&mc->pcache, s, p, caller);
+    else
+        mheap_free_large(s, p, caller);
+}
+
 /* Every free but the owner's fast one.  A span holding profiler samples has
  * no fast owner (mspan_leave_fast_path), so its frees come here, where the
  * profiler hears of them before the block is released. */
@@ -238,7 +254,7 @@ static GM_NOINLINE void free_other(mspan *s, void *p, const char *caller) {
     else if (spc == GM_TINY_SPAN_CLASS)
         tiny_free(s, p, caller);
     else
-        mheap_free_large(s, p, caller);
+        free_large(s, p, caller);
 }
 
 /* Hands p to whoever frees it: its owner's fast path, or the others. */

@@ -211,6 +211,7 @@ void mcache_release_all(mcache *mc) {
     }
     for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++)
         give_back_class(mc, spc, false);
+    pagecache_flush(&mc->pcache);
 }
 
 void mcache_trim(void) {
@@ -219,11 +220,17 @@ void mcache_trim(void) {
         revisit_drain(mc);
         for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++)
             release_spares(mc, &mc->classes[spc]);
+        pagecache_flush(&mc->pcache);
     }
     mcentral_reclaim();
 }
 
 void mcache_after_fork(mcache *mc) {
+    if (mc->kind != MCACHE_OWN) {
+        pagecache_after_fork(NULL);
+        return;
+    }
+    pagecache_after_fork(&mc->pcache);
     revisit_drain(mc);
     /* A thread that did not survive the fork may have won a set-aside span's
      * CAS without pushing it: such spans are ours to take back. */

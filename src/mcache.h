@@ -12,6 +12,7 @@
 #define GM_MCACHE_H
 
 #include "mcentral.h"
+#include "mpagecache.h"
 
 /* Per span class, the spans a cache owns besides its current one.  Written
  * by the owning thread only. */
@@ -44,6 +45,8 @@ typedef struct mcache {
 
     mclass classes[GM_NUM_SPAN_CLASSES];
     size_t empty_bytes;     /* bytes in the empty spares */
+
+    pagecache pcache;       /* large spans this thread freed (mpagecache.c) */
 
     /* Spans set aside full that another thread has since freed into, pushed
      * by that thread (a lock-free stack through mspan.revisit_next). */
@@ -104,8 +107,9 @@ GM_INTERNAL void mcache_release_all(mcache *mc);
 /* malloc_trim: this thread's empty spares go back, and mcentral's unowned
  * spans are reclaimed. */
 GM_INTERNAL void mcache_trim(void);
-/* fork child: the surviving thread's cache finds the spans that a dead
- * thread was pushing to it. */
+/* fork child: the surviving thread's cache (of any kind) finds the spans
+ * that a dead thread was pushing to it, and the large spans dead threads
+ * kept go back to mheap. */
 GM_INTERNAL void mcache_after_fork(mcache *mc);
 
 /* Resets mc to an empty cache of the given kind. */

@@ -427,16 +427,19 @@ void mheap_free_span(mspan *s) {
  * double free, not an invalid pointer.  Never a real span (state DEAD). */
 static mspan freed_large = {.state = SPAN_DEAD};
 
-void mheap_free_large(mspan *s, void *p, const char *caller) {
-    gm_lock(&heap_lock);
-    if (s->state != SPAN_LARGE || s->base != (uintptr_t)p) {
-        bool freed = s->state == SPAN_DEAD;
-        gm_unlock(&heap_lock);
-        gm_bad_pointer(caller, p, freed);
-    }
+/* The end of a large object's life, whoever ends it: LARGE to `to` with a
+ * CAS, so that of two frees of one block (here or in a page cache) exactly
+ * one wins.  False if s is not a live large object at p. */
+static bool large_leave(mspan *s, const void *p, uint8_t to) {
+    uint8_t expect = SPAN_LARGE;
+    return s->base == (uintptr_t)p &&
+           __atomic_compare_exchange_n(&s->state, &expect, to, false, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_RELAXED);
+}
+
+/* Gives a large span's pages back; heap lock held, state already DEAD. */
+static void large_release_locked(mspan *s) {
     spanmap_set(s->base, 1, &freed_large);
-    __atomic_store_n(&s->state, SPAN_DEAD, __ATOMIC_RELAXED);
-    large_frees++;
     large_inuse_objects--;
     large_inuse_bytes -= (size_t)s->npages << GM_PAGE_SHIFT;
     uintptr_t base = s->base;
@@ -444,9 +447,35 @@ void mheap_free_large(mspan *s, void *p, const char *caller) {
     span_struct_free(s);
     if (!large_cache_put(base, npages))
         free_pages(base, npages);
+}
+
+void mheap_free_large(mspan *s, void *p, const char *caller) {
+    if (!large_leave(s, p, SPAN_DEAD)) {
+        uint8_t state = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+        gm_bad_pointer(caller, p, state == SPAN_DEAD || state == SPAN_PARKED);
+    }
+    gm_lock(&heap_lock);
+    large_frees++;
+    large_release_locked(s);
     gm_unlock(&heap_lock);
     scav_assist();
     scav_start_background();
+}
+
+bool mheap_park_large(mspan *s, const void *p) { return large_leave(s, p, SPAN_PARKED); }
+
+void mheap_unpark_large(mspan *s, size_t size) {
+    s->large_size = size;
+    s->zeroed = false;
+    __atomic_store_n(&s->state, SPAN_LARGE, __ATOMIC_RELEASE);
+}
+
+void mheap_free_parked(mspan *s) {
+    __atomic_store_n(&s->state, SPAN_DEAD, __ATOMIC_RELAXED);
+    gm_lock(&heap_lock);
+    large_release_locked(s);
+    gm_unlock(&heap_lock);
+    scav_assist();
 }
 
 bool mheap_resize_large(mspan *s, size_t npages, size_t size) {
@@ -539,6 +568,20 @@ void mheap_for_each_small_span(void (*fn)(mspan *s, void *arg), void *arg) {
             } else {
                 pg++;
             }
+        }
+    }
+}
+
+void mheap_for_each_parked_span(void (*fn)(mspan *s, void *arg), void *arg) {
+    for (size_t ai = 0; ai < GM_MAX_ARENAS; ai++) {
+        heaparena *ha = __atomic_load_n(&gm_arenas[ai], __ATOMIC_ACQUIRE);
+        if (!ha)
+            continue;
+        uintptr_t arena_base = gm_heap_base + (ai << GM_ARENA_SHIFT);
+        for (size_t pg = 0; pg < GM_ARENA_PAGES; pg++) {
+            mspan *s = ha->spans[pg];
+            if (s && s->state == SPAN_PARKED && s->base == arena_base + (pg << GM_PAGE_SHIFT))
+                fn(s, arg); /* may free s */
         }
     }
 }

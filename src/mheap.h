@@ -32,6 +32,17 @@ GM_INTERNAL void mheap_for_each_small_span(void (*fn)(mspan *s, void *arg), void
 /* Frees the large object at p; aborts on a pointer that is not one. */
 GM_INTERNAL void mheap_free_large(mspan *s, void *p, const char *caller);
 
+/* The per-thread page cache's side (mpagecache.c).  park: the large
+ * object at p is freed and its span kept whole (SPAN_PARKED); false if s is
+ * not a live large object at p (nothing changed).  unpark: the kept span
+ * holds a new object of size bytes (its memory is dirty).  free_parked:
+ * the kept span's pages go back to the heap. */
+GM_INTERNAL bool mheap_park_large(mspan *s, const void *p);
+GM_INTERNAL void mheap_unpark_large(mspan *s, size_t size);
+GM_INTERNAL void mheap_free_parked(mspan *s);
+/* Calls fn on every parked span; as mheap_for_each_small_span. */
+GM_INTERNAL void mheap_for_each_parked_span(void (*fn)(mspan *s, void *arg), void *arg);
+
 /* Resizes a large span in place: grows into free pages that follow it, or
  * frees its tail.  False if it cannot grow. */
 GM_INTERNAL bool mheap_resize_large(mspan *s, size_t npages, size_t size);

@@ -22,7 +22,9 @@
 /* Slot bitmaps are words of 64 slots; a span has at most this many. */
 #define SPAN_MAX_WORDS (GM_MAX_OBJS_PER_SPAN / 64)
 
-enum { SPAN_DEAD = 0, SPAN_SMALL = 1, SPAN_LARGE = 2 };
+/* SPAN_PARKED: a large span whose object was freed into a thread's page
+ * cache (mpagecache.c); its pages stay with it. */
+enum { SPAN_DEAD = 0, SPAN_SMALL = 1, SPAN_LARGE = 2, SPAN_PARKED = 3 };
 
 /* Where a small span is; written only by whoever holds it (its owner, or
  * mcentral under its lock). */
@@ -57,7 +59,7 @@ typedef struct mspan {
                             * before it takes the span back; see nlive_aside) */
     uint16_t nelems;
     uint8_t spanclass;     /* 0: large */
-    uint8_t state;         /* SPAN_DEAD / SMALL / LARGE (mheap) */
+    uint8_t state;         /* SPAN_DEAD / SMALL / LARGE / PARKED (mheap) */
     uint8_t where;         /* SPAN_CURRENT ... (holder) */
     uint8_t nopen;         /* owner: words opened for allocation so far */
     uint8_t nwords;        /* slot words (a power of two) */

@@ -156,10 +156,28 @@ static void read_rss(size_t *rss, size_t *peak) {
     }
 }
 
+/* Large spans kept in threads' page caches are in use for mheap, but their
+ * objects were freed: for the program they are idle memory, like the
+ * caches' empty spares, and their allocations and frees count as such. */
+static void fold_page_caches(snapshot *s) {
+    size_t bytes = s->caches.large_kept_bytes, objects = s->caches.large_kept_objects;
+    if (bytes > s->heap.large_inuse_bytes) /* counters read at different times */
+        bytes = s->heap.large_inuse_bytes;
+    if (objects > s->heap.large_inuse_objects)
+        objects = s->heap.large_inuse_objects;
+    s->heap.large_inuse_bytes -= bytes;
+    s->heap.large_inuse_objects -= objects;
+    s->caches.spare_bytes += bytes;
+    s->heap.large_allocs += s->caches.large_hits;
+    s->heap.large_frees += s->caches.large_kept;
+}
+
 static void take_snapshot(snapshot *s) {
     memset(s, 0, sizeof *s);
     mcache_read_stats(&s->caches); /* first: it returns empty unowned spans to mheap */
     mheap_read_stats(&s->heap);
+    uint64_t large_spans = s->heap.large_allocs;
+    fold_page_caches(s);
     gm_heap_stats *h = &s->h;
     h->size = sizeof *h;
     h->version = GM_HEAP_STATS_VERSION;
@@ -190,7 +208,7 @@ static void take_snapshot(snapshot *s) {
     h->mallocs = small_mallocs + s->caches.tiny_allocs + s->heap.large_allocs;
     h->frees = small_frees + s->caches.tiny_frees + s->heap.large_frees;
     h->mcache_refills = s->caches.refills;
-    uint64_t small_spans = s->heap.span_allocs - s->heap.large_allocs;
+    uint64_t small_spans = s->heap.span_allocs - large_spans;
     h->mcentral_grows = small_spans;
     h->mheap_allocs = s->heap.span_allocs;
     h->os_maps = s->heap.os_maps;
@@ -201,7 +219,7 @@ static void take_snapshot(snapshot *s) {
         h->peak_heap_inuse = s->heap.inuse;
     for (unsigned c = 1; c < GM_NUM_SPAN_CLASSES; c++)
         h->spans_inuse += s->heap.spans_inuse[c];
-    h->spans_inuse += s->heap.large_inuse_objects;
+    h->spans_inuse += s->heap.large_inuse_objects + s->caches.large_kept_objects;
 }
 
 void gm_get_heap_stats_sized(gm_heap_stats *out, size_t size) {

@@ -115,6 +115,8 @@ static void retire_counters(const mcache *mc) {
     retired.tiny_frees += mc->tiny_frees;
     retired.refills += mc->refills;
     retired.remote_frees += mc->remote_frees;
+    retired.large_hits += mc->pcache.hits;
+    retired.large_kept += mc->pcache.kept;
 }
 
 /* Takes mc out of the registry; registry lock held. */
@@ -137,6 +139,16 @@ static void thread_exit(void *arg) {
     gm_lock(&registry_lock);
     cache_retire_locked(mc);
     gm_unlock(&registry_lock);
+}
+
+mcache *proc_own_cache(void) {
+    mcache *mc = gm_tls.mcache;
+    if (mc->kind == MCACHE_BOOTSTRAP) {
+        mcache *own = cache_create();
+        if (own)
+            mc = own;
+    }
+    return mc;
 }
 
 void *proc_alloc_without_cache(mcache *mc, unsigned spc, size_t tiny_size) {
@@ -173,6 +185,10 @@ static void add_counters(mcache_stats *out, const mcache *mc) {
     out->refills += __atomic_load_n(&mc->refills, __ATOMIC_RELAXED);
     out->remote_frees += __atomic_load_n(&mc->remote_frees, __ATOMIC_RELAXED);
     out->spare_bytes += __atomic_load_n(&mc->empty_bytes, __ATOMIC_RELAXED);
+    out->large_hits += __atomic_load_n(&mc->pcache.hits, __ATOMIC_RELAXED);
+    out->large_kept += __atomic_load_n(&mc->pcache.kept, __ATOMIC_RELAXED);
+    out->large_kept_bytes += __atomic_load_n(&mc->pcache.kept_bytes, __ATOMIC_RELAXED);
+    out->large_kept_objects += __atomic_load_n(&mc->pcache.kept_objects, __ATOMIC_RELAXED);
 }
 
 void mcache_read_stats(mcache_stats *out) {
@@ -223,8 +239,7 @@ static void fork_child(void) {
     gm_lock_reinit(&init_lock);
     mcache *self = gm_tls.mcache;
     mcentral_rehome_after_fork(survives_fork);
-    if (self->kind == MCACHE_OWN)
-        mcache_after_fork(self);
+    mcache_after_fork(self);
     mcache *mc = registry;
     while (mc) {
         mcache *next = mc->next_all;

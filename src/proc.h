@@ -18,6 +18,11 @@ GM_INTERNAL bool mcache_global_init(void);
  * tiny_size != 0 asks for a tiny piece, else a slot of span class spc. */
 GM_INTERNAL void *proc_alloc_without_cache(mcache *mc, unsigned spc, size_t tiny_size);
 
+/* This thread's cache, created if the thread has none yet (a thread whose
+ * first allocation is large); the bootstrap cache if that failed, the dead
+ * cache while the thread exits. */
+GM_INTERNAL mcache *proc_own_cache(void);
+
 /* Frees by threads without a cache of their own, for the statistics. */
 GM_INTERNAL void proc_count_shared_free(unsigned spc);
 GM_INTERNAL void proc_count_shared_tiny_free(void);
@@ -29,6 +34,11 @@ typedef struct mcache_stats {
     uint64_t tiny_allocs, tiny_frees, refills;
     uint64_t remote_frees; /* small frees into spans the freeing thread did not own */
     size_t spare_bytes; /* empty spans caches keep: idle, though not in mheap */
+    /* Page caches (mpagecache.c): large allocations they served, large
+     * frees that kept their span, and the bytes kept now (counted in use by
+     * mheap, though idle). */
+    uint64_t large_hits, large_kept;
+    size_t large_kept_bytes, large_kept_objects;
 } mcache_stats;
 GM_INTERNAL void mcache_read_stats(mcache_stats *out);
 

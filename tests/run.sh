@@ -358,6 +358,11 @@ T_thread_exit() {
         -o "$OUT/test_thread_exit" "$LIB" $RPATH &&
         run 120 "$OUT/test_thread_exit"
 }
+T_pagecache() {
+    need_lib && build "$CC" $TEST_CFLAGS -pthread tests/threads/test_pagecache.c \
+        -o "$OUT/test_pagecache" "$LIB" $RPATH &&
+        run 120 "$OUT/test_pagecache"
+}
 T_fork() {
     # About 10 s on an idle machine; the limit allows for a loaded one.
     need_lib && build "$CC" $TEST_CFLAGS -pthread tests/fork/test_fork.c -o "$OUT/test_fork" &&
@@ -469,7 +474,7 @@ T_prog_sort() { need_lib && run 240 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/pro
 TESTS=(
     fuzz stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan
     api_gm_ubsan stress_gm prog_gcc api_preload api_static api_gm prog_git prog_python
-    prog_perl thread_exit release trim early cxx cxx_link cxx_new_preload options launcher install
+    prog_perl thread_exit pagecache release trim early cxx cxx_link cxx_new_preload options launcher install
     deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
     unit_pagealloc calloc_refused window death unit_sizeclasses
     api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default span_guard idle_release

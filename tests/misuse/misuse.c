@@ -63,7 +63,8 @@
 static const struct {
     const char *name;
     size_t size;
-} sizes[] = {{"tiny", 8}, {"small", 100}, {"medium", 20 << 10}, {"large", 1 << 20}};
+} sizes[] = {{"tiny", 8}, {"small", 100}, {"medium", 20 << 10}, {"large", 1 << 20},
+             {"huge", 4 << 20}}; /* large: kept by the page cache; huge: not */
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 
 /* ---- the child side ---- */
