@@ -235,25 +235,32 @@ def build_tables(benches, cells, allocs, ref, nproc):
                 g.append(text + " ")
         rows.append(g)
         out[kind] = table(rows, right_from=2)
-    # fragmentation detail
+    # fragmentation detail: one block per frag row (frag: mixed sizes;
+    # frag-reuse: small objects, then 1-4 KiB ones)
     frag = [l for l in benches if l.startswith("frag")]
     if frag:
-        rows = [["frag (MiB)", ""] + names]
-        for key, title in (("rss_full_kb", "after alloc"), ("rss_freed_kb", "after free 90%"),
-                           ("rss_again_kb", "after realloc"), ("live_again_kb", "  live then"),
-                           ("rss_final_kb", "after free all"), ("peak", "peak RSS")):
-            r = [title, ""]
-            for a in names:
-                c = cells.get((frag[0], a))
-                if c is None or not c.ok():
-                    r.append("FAIL" if c is not None and c.fail else "-")
-                    continue
-                if key == "peak":
-                    vals = c.rss
-                else:
-                    vals = [m[key] for m in c.metrics if key in m]
-                r.append(fmt_mib(statistics.median(vals)) if vals else "-")
-            rows.append(r)
+        rows = []
+        for label in frag:
+            rows.append(["%s (MiB)" % label, ""] + names)
+            for key, title in (("rss_full_kb", "after alloc"), ("rss_freed_kb", "after free 90%"),
+                               ("rss_again_kb", "after alloc again"), ("live_again_kb", "  live then"),
+                               ("grew", "  grew by"), ("rss_final_kb", "after free all"),
+                               ("peak", "peak RSS")):
+                r = [title, ""]
+                for a in names:
+                    c = cells.get((label, a))
+                    if c is None or not c.ok():
+                        r.append("FAIL" if c is not None and c.fail else "-")
+                        continue
+                    if key == "peak":
+                        vals = c.rss
+                    elif key == "grew":
+                        vals = [m["rss_again_kb"] - m["rss_freed_kb"] for m in c.metrics
+                                if "rss_again_kb" in m and "rss_freed_kb" in m]
+                    else:
+                        vals = [m[key] for m in c.metrics if key in m]
+                    r.append(fmt_mib(statistics.median(vals)) if vals else "-")
+                rows.append(r)
         out["frag"] = table(rows, right_from=2)
     return out, ratios
 

@@ -204,6 +204,7 @@ SUITE=(
     "realloc|1|realloc bufs=4 step=1000 max=4M rounds=6|realloc bufs=4 step=1000 max=2M rounds=1"
     "calloc|1|calloc min=256K max=64M live=4 iters=200|calloc min=256K max=16M live=4 iters=60"
     "frag|1|frag total=1G pct=90|frag total=128M pct=90"
+    "frag-reuse|1|frag total=1G pct=90 lo=16 hi=512 lo2=1024 hi2=4096 again=500M|frag total=128M pct=90 lo=16 hi=512 lo2=1024 hi2=4096 again=64M"
     "release-stall|2|release mode=0 total=2G|release mode=0 total=256M seconds=1"
     "release-idle|1|release mode=1 total=1G|release mode=1 total=256M seconds=2"
     "release-trim|1|release mode=2 total=1G|release mode=2 total=256M"
