@@ -3,6 +3,7 @@
 
   report.py runs  --csv FILE --outdir DIR --mode MODE --runs N --seconds S --alloc NAME=LIB=PKG ...
   report.py instr --csv FILE --alloc NAME=LIB=PKG ...
+  report.py rsstime --csv FILE --png FILE
 
 Called by bench/run.sh; see bench/README.md for what the numbers mean.
 """
@@ -265,6 +266,10 @@ def build_tables(benches, cells, allocs, ref, nproc):
     return out, ratios
 
 
+# One colour per allocator other than the reference, in the order they were run.
+COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
+
+
 def chart(path, kind, benches, ratios, allocs, ref, title):
     """Clustered bars of each allocator's ratio to the reference, log scale, bars from 1."""
     gnuplot = shutil.which("gnuplot")
@@ -294,7 +299,7 @@ def chart(path, kind, benches, ratios, allocs, ref, title):
     lo, hi = min(lo, 0.5), max(hi, 2.0)
     n = len(others)
     w = 0.8 / n
-    colors = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
+    colors = COLORS
     lines = [
         "set terminal pngcairo size %d,620 font 'sans,10'" % max(900, 70 * len(labels) + 200),
         "set output '%s'" % path,
@@ -470,6 +475,121 @@ def cmd_instr(args):
     print(table(rows))
 
 
+# ---------------------------------------------------------------------------
+# RSS over time after free-all (release mode=3)
+
+def load_traces(path):
+    """{calls: {allocator: [(t_ms, rss_kb)]}} in file order; the run's total= and date."""
+    traces = collections.OrderedDict()
+    total, date = "?", "?"
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            per = traces.setdefault(int(row["calls"]), collections.OrderedDict())
+            per.setdefault(row["allocator"], []).append((int(row["t_ms"]), int(row["rss_kb"])))
+            total, stamp = row["total"], row["date"]   # run.sh's YYYYMMDD-HHMMSS
+            date = "%s-%s-%s" % (stamp[:4], stamp[4:6], stamp[6:8])
+    return traces, total, date
+
+
+def sample_at(trace, t_ms):
+    """RSS of the first sample at or after t_ms (None if the trace ends before)."""
+    return next((kb for t, kb in trace if t >= t_ms), None)
+
+
+def calls_title(calls):
+    if calls == 0:
+        return "idle: no allocator call after the frees"
+    return "%d malloc+free pairs (16-256 B) every 10 ms" % calls
+
+
+def human_bytes(arg):
+    """'1G' -> '1 GiB', as release's total= argument is written."""
+    units = {"K": "KiB", "M": "MiB", "G": "GiB"}
+    return arg[:-1] + " " + units[arg[-1]] if arg[-1:] in units else arg + " bytes"
+
+
+def rss_time_table(traces, allocs):
+    rows = [["RSS, MiB", ""] + allocs]
+    for calls, per in traces.items():
+        # the last sample is due at `seconds`, and comes a few ms late
+        end = round(statistics.median(trace[-1][0] for trace in per.values()) / 1000.0, 1)
+        points = [(0, "just after the frees")] + [(1000, "1 s after")] * (end > 1)
+        for t_ms, what in points + [(None, "%g s after (the end)" % end)]:
+            r = ["%s: %s" % ("idle" if calls == 0 else "calls=%d" % calls, what), ""]
+            for a in allocs:
+                kb = None
+                if a in per:
+                    kb = per[a][-1][1] if t_ms is None else sample_at(per[a], t_ms)
+                r.append("-" if kb is None else fmt_mib(kb))
+            rows.append(r)
+    return table(rows, right_from=2)
+
+
+def rss_time_chart(path, traces, allocs, total, date):
+    """One panel per calls value: RSS (MiB) against seconds since the frees, a line per
+    allocator."""
+    gnuplot = shutil.which("gnuplot")
+    if gnuplot is None:
+        return "gnuplot not installed"
+    work = os.path.join(REPO, "build", "bench")
+    os.makedirs(work, exist_ok=True)
+    datpath = os.path.join(work, "rss-time.dat")
+    index = {}
+    with open(datpath, "w") as f:
+        for calls, per in traces.items():
+            for a, trace in per.items():
+                index[(calls, a)] = len(index)
+                f.write("# calls=%d %s: t_s rss_mib\n" % (calls, a))
+                f.writelines("%.3f %.1f\n" % (t / 1000.0, kb / 1024.0) for t, kb in trace)
+                f.write("\n\n")
+    tmin = min(t for per in traces.values() for trace in per.values() for t, _ in trace)
+    tmax = max(t for per in traces.values() for trace in per.values() for t, _ in trace)
+    others = [a for a in allocs if a != "gomalloc"]
+    style = {"gomalloc": "lw 3 lc rgb '#000000'"}
+    for j, a in enumerate(others):
+        style[a] = "lw 2 lc rgb '%s'" % COLORS[j % len(COLORS)]
+    lines = [
+        "set terminal pngcairo size 1200,480 font 'sans,10'",
+        "set output '%s'" % path,
+        "set multiplot layout 1,%d title \"RSS after freeing %s of 1000-byte objects (%s)\""
+        % (len(traces), human_bytes(total), date),
+        "set xlabel 'seconds since the last free'",
+        "set ylabel 'RSS, MiB'",
+        "set xrange [%g:%g]" % (tmin / 1000.0 - 0.05, tmax / 1000.0),
+        "set yrange [0:*]",
+        "set grid",
+        "set key below horizontal maxcols 5 reverse Left samplen 2 width 1",
+    ]
+    for calls, per in traces.items():
+        lines.append("set title \"%s\"" % calls_title(calls))
+        plots = ["'%s' index %d using 1:2 with lines %s title '%s'"
+                 % (datpath, index[(calls, a)], style[a], a) for a in allocs if a in per]
+        lines.append("plot " + ", \\\n     ".join(plots))
+    lines.append("unset multiplot")
+    gp = datpath[:-4] + ".gp"
+    with open(gp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    r = subprocess.run([gnuplot, gp], capture_output=True, text=True)
+    if r.returncode != 0:
+        return "gnuplot failed: " + r.stderr.strip()[:300]
+    return None
+
+
+def cmd_rsstime(args):
+    traces, total, date = load_traces(args.csv)
+    if not traces:
+        print("no traces in %s" % args.csv)
+        return
+    allocs = []
+    for per in traces.values():
+        allocs += [a for a in per if a not in allocs]
+    print("\nRSS after freeing %s (release mode=3; one run each)" % human_bytes(total))
+    print(rss_time_table(traces, allocs))
+    err = rss_time_chart(args.png, traces, allocs, total, date)
+    if err:
+        print("chart %s: %s" % (args.png, err))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -484,11 +604,16 @@ def main():
     i = sub.add_parser("instr")
     i.add_argument("--csv", required=True)
     i.add_argument("--alloc", action="append")
+    t = sub.add_parser("rsstime")
+    t.add_argument("--csv", required=True)
+    t.add_argument("--png", required=True)
     args = ap.parse_args()
     if args.cmd == "runs":
         cmd_runs(args)
-    else:
+    elif args.cmd == "instr":
         cmd_instr(args)
+    else:
+        cmd_rsstime(args)
 
 
 if __name__ == "__main__":

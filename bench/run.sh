@@ -2,15 +2,18 @@
 # gomalloc benchmarks: gomalloc side by side with glibc, jemalloc, tcmalloc
 # and mimalloc.  Run from the repo root:
 #
-#   bench/run.sh            full suite, 5 interleaved runs per cell
-#   bench/run.sh --quick    smaller parameters, 3 runs per cell (< 1 minute)
+#   bench/run.sh            full suite, 5 interleaved runs per cell, then --rss-time
+#   bench/run.sh --quick    smaller parameters, 3 runs per cell (< 1 minute), a short --rss-time
 #   bench/run.sh --instr    callgrind instructions per malloc+free pair
+#   bench/run.sh --rss-time RSS over time after freeing 1 GiB, idle and with further
+#                           calls (about 80 s; 25 s for the short one)
 #   bench/run.sh --readme   the full suite and --instr, into bench/results/
 #
-# Results go to bench/out/ (not tracked); only --readme rewrites the
-# figures the README shows (bench/results/).  Missing peer allocators are
-# installed with apt-get after the runner says which packages it installs;
-# NO_INSTALL=1 uses what is there and skips what is missing.
+# Results go to bench/out/ (not tracked); only --readme, or
+# BENCH_RESULTS_DIR=bench/results, rewrites the figures the README shows.
+# Missing peer allocators are installed with apt-get after the runner says
+# which packages it installs; NO_INSTALL=1 uses what is there and skips
+# what is missing.
 # BASELINE=path/to/libgomalloc.so adds that build as the allocator "baseline".
 # Environment: RUNS=N overrides the run count, ONLY=REGEX keeps the
 # benchmarks whose name matches, ALLOCS="gomalloc glibc ..." picks
@@ -24,13 +27,14 @@ BIN=$ROOT/build/bench
 RESULTS=$ROOT/bench/out
 LOGS=$BIN/logs
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 MODE=full
 case "${1:-}" in
     "" | --full) ;;
     --quick) MODE=quick ;;
     --instr) MODE=instr ;;
+    --rss-time) MODE=rsstime ;;
     --readme)
         # The README's figures: the full suite, then the instruction counts.
         BENCH_RESULTS_DIR=$ROOT/bench/results "${BASH_SOURCE[0]}" --full || exit
@@ -181,6 +185,47 @@ if [ "$MODE" = instr ]; then
     exit 0
 fi
 
+# ---- RSS over time after free-all --------------------------------------------
+# release mode=3 once per allocator, with no allocator call after the frees
+# and with TRACE_CALLS small malloc+free pairs every 10 ms: every sample goes
+# to $RESULTS/latest-rss-time.csv, report.py draws latest-rss-time.png.
+TRACE_CALLS=8
+rss_time() { # TOTAL SECONDS
+    local total=$1 secs=$2 csv=$RESULTS/latest-rss-time.csv calls a base line status fails
+    say "== RSS over time: $total freed, then $secs s idle and $secs s of $TRACE_CALLS pairs every 10 ms"
+    echo "date,allocator,calls,total,t_ms,rss_kb" >"$csv"
+    for calls in 0 "$TRACE_CALLS"; do
+        printf '%-24s' "release-trace calls=$calls" >&2
+        fails=()
+        for a in "${ALLOCS[@]}"; do
+            base=$LOGS/release-trace-$calls-$a
+            line=$("$BIN/measure" -t "${TIMEOUT:-60}" -p "${LIB[$a]}" -o "$base.out" -e "$base.err" -- \
+                "$BIN/release" mode=3 total="$total" seconds="$secs" calls="$calls")
+            status=error
+            [[ $line =~ status=([^ ]+) ]] && status=${BASH_REMATCH[1]}
+            [ "$status" = ok ] && ! grep -q ' ok$' "$base.out" && status=nocheck
+            if [ "$status" = ok ]; then
+                # "sample t_ms=T rss_kb=R" -> one CSV row
+                awk -v pre="$STAMP,$a,$calls,$total" -F '[ =]' \
+                    '$1 == "sample" { print pre "," $3 "," $5 }' "$base.out" >>"$csv"
+                printf '.' >&2
+                rm -f "$base.out" "$base.err"
+            else
+                printf 'F' >&2
+                fails+=("   FAIL release-trace calls=$calls under $a: $status (log: ${base#"$ROOT"/}.out/.err)")
+            fi
+        done
+        printf '\n' >&2
+        [ ${#fails[@]} -eq 0 ] || printf '%s\n' "${fails[@]}" >&2
+    done
+    python3 bench/report.py rsstime --csv "$csv" --png "$RESULTS/latest-rss-time.png"
+    say "== results: ${csv#"$ROOT"/}, ${RESULTS#"$ROOT"/}/latest-rss-time.png"
+}
+if [ "$MODE" = rsstime ]; then
+    rss_time 1G 3
+    exit 0
+fi
+
 # ---- the suite -------------------------------------------------------------
 # name | threads | program and arguments (full) | (quick)
 SUITE=(
@@ -282,3 +327,7 @@ python3 bench/report.py runs --csv "$CSV" --outdir "$RESULTS" --mode "$MODE" --r
     --seconds $((T1 - T0)) "${ALLOC_ARGS[@]}"
 R=${RESULTS#"$ROOT"/}
 say "== results: ${CSV#"$ROOT"/}, $R/latest.{csv,md}, $R/latest-{time,rss}.png"
+
+if [ -z "${ONLY:-}" ] || [[ release-trace =~ $ONLY ]]; then
+    if [ "$MODE" = quick ]; then rss_time 256M 1; else rss_time 1G 3; fi
+fi
