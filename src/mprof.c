@@ -182,6 +182,7 @@ static intptr_t next_sample(size_t rate) {
 
 typedef struct walk {
     uintptr_t *pcs;
+    uintptr_t *slots;  /* where each pc was read from */
     uintptr_t start;
     int n, skipped;
     bool started;
@@ -197,18 +198,89 @@ static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg) {
             return ++w->skipped > MAX_SKIP ? _URC_END_OF_STACK : _URC_NO_REASON;
         w->started = true;
     }
+    /* libgcc's context for a frame carries the CFA of the frame it was
+     * called from, the callee's: on x86-64 the call pushed the return
+     * address just below it. */
+    w->slots[w->n] = _Unwind_GetCFA(ctx) - sizeof(uintptr_t);
     w->pcs[w->n++] = ip;
     return w->n < MAX_STACK ? _URC_NO_REASON : _URC_END_OF_STACK;
 }
 
-static int capture_stack(uintptr_t *pcs, uintptr_t start) {
-    walk w = {.pcs = pcs, .start = start};
+/* The stack above the entry point's caller, by the unwinder; slots[i] is
+ * the stack word pcs[i] was read from.  0 frames if the walk never reached
+ * the caller (no unwind information on the way). */
+static int unwind_stack(uintptr_t *pcs, uintptr_t *slots, uintptr_t start) {
+    walk w = {.pcs = pcs, .slots = slots, .start = start};
     _Unwind_Backtrace(walk_frame, &w);
-    if (!w.started) { /* no unwind info on the way: keep the caller at least */
-        pcs[0] = start;
-        return 1;
-    }
-    return w.n;
+    return w.started ? w.n : 0;
+}
+
+/* ---- the stack memo (prof_lock held) ----
+ *
+ * DWARF unwinding costs about a thousand instructions a frame, and a
+ * program's samples mostly come from the same few call sites at the same
+ * depths: a loop that allocates.  So the last stack taken at each (return
+ * address of the entry point, position of the sampling frame on the stack,
+ * thread) is remembered with the stack words its return addresses were
+ * read from.  A later sample with the same key reuses it if every one of
+ * those words still holds the same return address: each frame then returns
+ * where it did, and the rest of the walk is determined by them (the frame
+ * sizes are the code's).  A stale word, a different caller, a signal
+ * frame (whose return address is not at CFA - 8) make it a miss, and the
+ * unwinder runs.  The words read lie between the sampling frame and the
+ * thread's stack top, inside this thread's stack (the key holds the
+ * thread's TLS address, which sits at the top of its stack mapping or, for
+ * the main thread, the stack never moves), so reading them is safe.  A
+ * stack deeper than MEMO_MAX_SPAN bytes is not remembered. */
+#define MEMO_SLOTS 256
+#define MEMO_MAX_SPAN ((uintptr_t)1 << 20)
+
+typedef struct stack_memo {
+    uintptr_t start, anchor;
+    const void *thread;
+    uint32_t n;
+    uintptr_t pcs[MAX_STACK];
+    uintptr_t slots[MAX_STACK];
+} stack_memo;
+
+static stack_memo *memo; /* MEMO_SLOTS of them, mapped at the first sample */
+static uint64_t memo_hits, memo_misses;
+
+static stack_memo *memo_slot(uintptr_t start, uintptr_t anchor) {
+    if (!memo && !(memo = os_alloc_metadata(MEMO_SLOTS * sizeof *memo)))
+        return NULL;
+    uint64_t h = (start ^ (anchor * 0x9E3779B97F4A7C15ull)) * 0xff51afd7ed558ccdull;
+    return &memo[h >> (64 - 8)];
+}
+
+static int memo_lookup(uintptr_t *pcs, uintptr_t start, uintptr_t anchor) {
+    stack_memo *m = memo_slot(start, anchor);
+    if (!m || m->start != start || m->anchor != anchor || m->thread != (const void *)&gm_tls ||
+        m->n == 0)
+        return 0;
+    for (uint32_t i = 0; i < m->n; i++)
+        if (*(volatile const uintptr_t *)m->slots[i] != m->pcs[i])
+            return 0;
+    memcpy(pcs, m->pcs, m->n * sizeof *pcs);
+    return (int)m->n;
+}
+
+static void memo_store(const uintptr_t *pcs, const uintptr_t *slots, int n, uintptr_t start,
+                       uintptr_t anchor) {
+    stack_memo *m = memo_slot(start, anchor);
+    if (!m)
+        return;
+    m->n = 0;
+    for (int i = 0; i < n; i++) /* every word must hold what the unwinder read */
+        if (slots[i] <= anchor || slots[i] - anchor > MEMO_MAX_SPAN ||
+            *(const uintptr_t *)slots[i] != pcs[i])
+            return;
+    m->start = start;
+    m->anchor = anchor;
+    m->thread = &gm_tls;
+    memcpy(m->pcs, pcs, (size_t)n * sizeof *pcs);
+    memcpy(m->slots, slots, (size_t)n * sizeof *slots);
+    m->n = (uint32_t)n;
 }
 
 /* ---- buckets and the address table (prof_lock held) ---- */
@@ -326,7 +398,6 @@ static bucket *addr_remove(uintptr_t a) {
 
 /* ---- the hooks ---- */
 
-static void prof_unlock(void);
 
 static void fork_prepare(void) { gm_lock(&prof_lock); }
 static void fork_parent(void) { gm_unlock(&prof_lock); }
@@ -342,14 +413,39 @@ static void ensure_fork_handlers(void) {
 
 static bool options_known(void) { return __atomic_load_n(&gm_obs.profile_rate, __ATOMIC_ACQUIRE) != 0; }
 
+static void prof_unlock(void);
+
+/* The sample's stack: remembered, or unwound (without prof_lock, which it
+ * returns held). */
+static GM_NOINLINE int sample_stack(uintptr_t *pcs, uintptr_t start) {
+    uintptr_t anchor = (uintptr_t)pcs; /* fixed distance above the caller's stack pointer */
+    gm_lock(&prof_lock);
+    int n = memo_lookup(pcs, start, anchor);
+    if (n) {
+        memo_hits++;
+        return n;
+    }
+    memo_misses++;
+    prof_unlock();
+    uintptr_t slots[MAX_STACK];
+    n = unwind_stack(pcs, slots, start);
+    gm_lock(&prof_lock);
+    if (n)
+        memo_store(pcs, slots, n, start, anchor);
+    if (!n) { /* no unwind information on the way: keep the caller at least */
+        pcs[0] = start;
+        n = 1;
+    }
+    return n;
+}
+
 static inline __attribute__((always_inline)) void record_sample(void *p, size_t size, uintptr_t start) {
     ensure_fork_handlers(); /* its allocations are not sampled: prof_busy is set */
-    uintptr_t pcs[MAX_STACK];
-    int n = capture_stack(pcs, start);
     mspan *s = spanof(p);
     if (!s)
         return;
-    gm_lock(&prof_lock);
+    uintptr_t pcs[MAX_STACK];
+    int n = sample_stack(pcs, start);
     bucket *b = bucket_for(pcs, n, size);
     if (b && addr_reserve()) {
         if (addr_insert(addr_table, addr_bits, (uintptr_t)p, b))
@@ -408,6 +504,13 @@ void mprof_free(mspan *s, const void *p) {
         if (n > 0 && n < SPAN_SAMPLED_STICKY)
             __atomic_store_n(&s->sampled, (uint8_t)(n - 1), __ATOMIC_RELAXED);
     }
+    prof_unlock();
+}
+
+void mprof_stack_stats(uint64_t *remembered, uint64_t *unwound) {
+    gm_lock(&prof_lock);
+    *remembered = memo_hits;
+    *unwound = memo_misses;
     prof_unlock();
 }
 

@@ -70,6 +70,8 @@ GM_INTERNAL void mprof_free(struct mspan *s, const void *p);
 GM_INTERNAL int mprof_write_path(const char *path);
 /* The leak report: stacks still holding sampled memory, largest first. */
 GM_INTERNAL void mprof_leak_report(int fd);
+/* Samples whose stack came from the stack memo, and those unwound. */
+GM_INTERNAL void mprof_stack_stats(uint64_t *remembered, uint64_t *unwound);
 /* Sampled blocks still live, and their bytes (unscaled). */
 GM_INTERNAL void mprof_inuse(uint64_t *objects, uint64_t *bytes);
 

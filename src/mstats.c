@@ -344,9 +344,12 @@ static void print_report(int fd) {
     if (gm_obs.profile) {
         uint64_t so, sb;
         mprof_inuse(&so, &sb);
+        uint64_t remembered, unwound;
+        mprof_stack_stats(&remembered, &unwound);
         emit(&o, "  profile: one sample per %zu bytes on average; %llu sampled objects "
-                 "(%s) live\n", gm_obs.profile_rate, (unsigned long long)so,
-             human(b, sizeof b, sb));
+                 "(%s) live; stacks: %llu unwound, %llu remembered\n", gm_obs.profile_rate,
+             (unsigned long long)so, human(b, sizeof b, sb), (unsigned long long)unwound,
+             (unsigned long long)remembered);
     }
     uint64_t small = h->mallocs - s.heap.large_allocs;
     emit(&o, "tiers: mcache %llu (tiny %llu), refills %llu, mheap spans %llu "

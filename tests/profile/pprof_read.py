@@ -6,6 +6,8 @@ no Go and no protobuf package needed.
                                           name alloc_objects alloc_space
                                           inuse_objects inuse_space
                                           (flat: the innermost frame in BINARY)
+    pprof_read.py PROFILE BINARY --caller the same, by the frame in BINARY
+                                          just outside the innermost one
 
 Symbols come from `nm` on BINARY; addresses are mapped through the
 profile's mappings and BINARY's program headers.
@@ -127,8 +129,9 @@ def symbols(binary):
     return syms
 
 
-def by_function(prof, binary):
-    """Flat values per function of `binary` (innermost frame in it)."""
+def by_function(prof, binary, depth=0):
+    """Flat values per function of `binary` (innermost frame in it, or with
+    depth=1 the frame in it just outside that one)."""
     import os
     segs = load_segments(binary)
     syms = symbols(binary)
@@ -150,18 +153,23 @@ def by_function(prof, binary):
 
     totals = {}
     for s in prof["samples"]:
+        seen = 0
         for loc in s["locations"]:
             n = name_of(loc)
-            if n:
+            if n and seen == depth:
                 t = totals.setdefault(n, [0] * len(s["values"]))
                 for i, v in enumerate(s["values"]):
                     t[i] += v
                 break
+            if n:
+                seen += 1
     return totals
 
 
 if __name__ == "__main__":
     prof = load(sys.argv[1])
     print("sample types:", prof["sample_types"], "period", prof["period"])
-    for name, vals in sorted(by_function(prof, sys.argv[2]).items(), key=lambda kv: -kv[1][-1]):
+    depth = 1 if "--caller" in sys.argv[3:] else 0
+    for name, vals in sorted(by_function(prof, sys.argv[2], depth).items(),
+                             key=lambda kv: -kv[1][-1]):
         print(name, *vals)

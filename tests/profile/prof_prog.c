@@ -61,6 +61,27 @@ __attribute__((noinline)) void exact_allocs(int n) {
     }
 }
 
+/* One call site reached from two callers whose frames are alike: the
+ * profiler's stack memo sees the same return address at the same depth,
+ * and must still tell the callers apart. */
+__attribute__((noinline)) void leaf_alloc(void) {
+    void *p = malloc(100);
+    sink = p;
+    free(p);
+}
+
+__attribute__((noinline)) void path_a(int n) {
+    for (int i = 0; i < n; i++)
+        leaf_alloc();
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) void path_b(int n) {
+    for (int i = 0; i < n; i++)
+        leaf_alloc();
+    __asm__ volatile("" ::: "memory");
+}
+
 __attribute__((noinline)) void plant_leak(void) {
     for (int i = 0; i < 100; i++) {
         void *p = malloc(1000);
@@ -113,6 +134,13 @@ int main(int argc, char **argv) {
         exact_allocs(atoi(argv[2]));
         return 0;
     }
+    if (argc >= 2 && !strcmp(argv[1], "paths")) {
+        for (int i = 0; i < 1000; i++) {
+            path_a(3);
+            path_b(1);
+        }
+        return 0;
+    }
     if (argc >= 2 && !strcmp(argv[1], "leak")) {
         tidy_work();
         plant_leak();
@@ -143,6 +171,7 @@ int main(int argc, char **argv) {
             pthread_join(t[i], NULL);
         return 0;
     }
-    fprintf(stderr, "usage: %s shape|exact N|leak|ondemand FILE|signal FILE|threads\n", argv[0]);
+    fprintf(stderr, "usage: %s shape|exact N|paths|leak|ondemand FILE|signal FILE|threads\n",
+            argv[0]);
     return 2;
 }

@@ -3,7 +3,8 @@
 #  - profile shape: keep_live() keeps 64 MiB, churn() allocates and frees
 #    256 MiB; the profile (read by pprof_read.py, and by `go tool pprof -top`
 #    when go is installed) gives each its share within sampling error;
-#  - GOMALLOC_PROFILE_RATE=1 counts every allocation exactly;
+#  - GOMALLOC_PROFILE_RATE=1 counts every allocation exactly, and tells
+#    two callers of one call site apart (the stack memo);
 #  - the launcher's --profile, gm_profile_write(), GOMALLOC_PROFILE_SIGNAL;
 #  - threads and fork: both processes write valid profiles (%p); the
 #    stress test passes with profiling on;
@@ -68,6 +69,13 @@ GOMALLOC_PROFILE_RATE=1 GOMALLOC_PROFILE="$t/exact.pb.gz" "$PROG" exact 12345 ||
 $READ "$t/exact.pb.gz" "$PROG" >"$t/exact.txt" 2>&1
 grep -q '^exact_allocs 12345 1234500 12345 1234500$' "$t/exact.txt" ||
     bad "rate 1: $(grep exact_allocs "$t/exact.txt"), want 12345 objects of 100 bytes"
+
+# 3b. one call site, two callers with alike frames: the stack memo must not
+#     mix them up (rate 1: every allocation's stack, exactly)
+GOMALLOC_PROFILE_RATE=1 GOMALLOC_PROFILE="$t/paths.pb.gz" "$PROG" paths || bad "paths exited $?"
+$READ "$t/paths.pb.gz" "$PROG" --caller >"$t/paths.txt" 2>&1
+grep -q '^path_a 3000 300000 ' "$t/paths.txt" && grep -q '^path_b 1000 100000 ' "$t/paths.txt" ||
+    bad "paths: $(grep path_ "$t/paths.txt" | tr '\n' ' '), want path_a 3000 and path_b 1000 objects"
 
 # 4. on demand, and on a signal
 GOMALLOC_PROFILE_RATE=65536 "$PROG" ondemand "$t/demand.pb.gz" || bad "gm_profile_write failed"
