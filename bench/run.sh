@@ -17,7 +17,8 @@
 # BASELINE=path/to/libgomalloc.so adds that build as the allocator "baseline".
 # Environment: RUNS=N overrides the run count, ONLY=REGEX keeps the
 # benchmarks whose name matches, ALLOCS="gomalloc glibc ..." picks
-# allocators, TIMEOUT=SECONDS overrides the per-run time limit.
+# allocators (also "profiled": gomalloc with the heap profiler on, not run
+# unless asked for), TIMEOUT=SECONDS overrides the per-run time limit.
 # See bench/README.md.
 set -u -o pipefail
 
@@ -106,6 +107,12 @@ if [ -n "${BASELINE:-}" ]; then
     ALL_ALLOCS=(gomalloc baseline glibc jemalloc tcmalloc mimalloc)
     LIB[baseline]=$BASELINE; PKG[baseline]=
 fi
+# Extra environment per allocator.  "profiled" is gomalloc with the heap
+# profiler on at its default rate (each process writes its profile at exit):
+# ALLOCS="gomalloc profiled" measures what profiling costs.
+declare -A AENV
+LIB[profiled]=${LIB[gomalloc]}; PKG[profiled]=
+AENV[profiled]="GOMALLOC_PROFILE=$LOGS/profiled.%p.pb.gz"
 
 WANT=${ALLOCS:-${ALL_ALLOCS[*]}}
 # Keep an allocator only if its library exists and really provides malloc.
@@ -286,8 +293,8 @@ for entry in "${SUITE[@]}"; do
             key="$label/$a"
             [ -n "${FAILED[$key]:-}" ] && continue
             base=$LOGS/$label-$a-$run
-            line=$("$BIN/measure" -t "$TIMEOUT" -p "${LIB[$a]}" -o "$base.out" -e "$base.err" -- \
-                "$BIN/$prog" "${argv[@]:1}")
+            line=$(env ${AENV[$a]:-} "$BIN/measure" -t "$TIMEOUT" -p "${LIB[$a]}" -o "$base.out" \
+                -e "$base.err" -- "$BIN/$prog" "${argv[@]:1}")
             status=error wall= user= sys= rss= checksum= metrics=
             if [[ $line =~ status=([^ ]+)\ wall_s=([^ ]+)\ user_s=([^ ]+)\ sys_s=([^ ]+)\ maxrss_kb=([^ ]+) ]]; then
                 status=${BASH_REMATCH[1]} wall=${BASH_REMATCH[2]} user=${BASH_REMATCH[3]}

@@ -452,7 +452,10 @@ static void large_release_locked(mspan *s) {
 void mheap_free_large(mspan *s, void *p, const char *caller) {
     if (!large_leave(s, p, SPAN_DEAD)) {
         uint8_t state = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
-        gm_bad_pointer(caller, p, state == SPAN_DEAD || state == SPAN_PARKED);
+        if (state == SPAN_LARGE || state == SPAN_PARKED) /* its size is still known */
+            gm_bad_pointer_hint(caller, p, state == SPAN_PARKED && s->base == (uintptr_t)p,
+                                (size_t)s->npages << GM_PAGE_SHIFT, s->base != (uintptr_t)p);
+        gm_bad_pointer(caller, p, state == SPAN_DEAD);
     }
     gm_lock(&heap_lock);
     large_frees++;
