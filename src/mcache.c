@@ -314,6 +314,7 @@ void *mcache_alloc_slow(mcache *mc, unsigned spc) {
 /* The owner frees into a span of its own that is off the fast path: a
  * tiny span (set aside or not). */
 static void free_owned_slow(mcache *mc, mspan *s, const void *p, uint32_t idx, const char *caller) {
+    mspan_rejoin_fast_path(s, mc);
     if (mspan_free_owned(s, p, idx, caller))
         mcache_span_emptied(mc, s);
 }

@@ -33,7 +33,8 @@
  * fast path (mspan_leave_fast_path) so that every free into them passes the
  * check.  The mark counts the span's live samples (up to 254; at 255 it
  * stays set until the span is set up anew); the span gets its fast path back
- * when it next changes hands.  All of it lives in memory from
+ * at its owner's first free after its last sample is freed
+ * (mspan_rejoin_fast_path), or when it next changes hands.  All of it lives in memory from
  * os_alloc_metadata: nothing here calls malloc.
  *
  * Output.  A pprof profile (profile.proto): Go's four heap sample types

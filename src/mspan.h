@@ -274,6 +274,16 @@ static inline void mspan_leave_fast_path(mspan *s, struct mcache *me) {
         __atomic_store_n(&s->fast_owner, NULL, __ATOMIC_RELAXED);
 }
 
+/* The owner (me), freeing off the fast path into its span s: once the
+ * profiler's samples in s are all freed, s takes the fast path again.
+ * Samples in s are only ever added by its owner's allocations, so none can
+ * appear between the check and the store. */
+static inline void mspan_rejoin_fast_path(mspan *s, struct mcache *me) {
+    if (__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == NULL &&
+        s->spanclass != GM_TINY_SPAN_CLASS && __atomic_load_n(&s->sampled, __ATOMIC_ACQUIRE) == 0)
+        __atomic_store_n(&s->fast_owner, me, __ATOMIC_RELAXED);
+}
+
 /* Was slot idx ever handed out?  (The label of a bad free.) */
 static inline bool mspan_slot_ever(const mspan *s, uint32_t idx) {
     return (__atomic_load_n(span_ever_word(s, idx >> 6), __ATOMIC_RELAXED) >> (idx & 63)) & 1;
