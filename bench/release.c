@@ -8,6 +8,10 @@
  *                   (or should be) returning the freed memory.
  *                     worst_pair_us   longest main-thread pair
  *                     worst_other_us  longest second-thread pair
+ *                     slow_ppm        pairs of either thread over 1 ms, per
+ *                                     million pairs (the longest pair alone
+ *                                     is one event, which a busy machine's
+ *                                     scheduler can make of any allocator)
  *   mode=1 (idle)   total bytes of 1000-byte objects are allocated, written
  *                   and freed (by the thread that allocated them); then the
  *                   program makes no allocator call and samples its RSS
@@ -34,7 +38,10 @@
 #include "common.h"
 
 static volatile int stop;
-static long long worst_other_ns;
+static long long worst_other_ns, other_pairs, other_slow;
+
+/* A pair over this is slow (slow_ppm). */
+#define SLOW_PAIR_NS 1000000LL
 
 static long long now_ns(void)
 {
@@ -158,6 +165,8 @@ static void *other(void *arg)
         t = now_ns() - t;
         if (t > worst_other_ns)
             worst_other_ns = t;
+        other_pairs++;
+        other_slow += t > SLOW_PAIR_NS;
     }
     return NULL;
 }
@@ -201,7 +210,7 @@ int main(int argc, char **argv)
     bench_metric("rss_start_kb", start);
     bench_metric("rss_freed_kb", freed);
     if (mode == 0) {
-        long long worst = 0;
+        long long worst = 0, pairs = 0, slow = 0;
         while (now_ns() - t0 < secs * 1000000000LL) {
             long long a = now_ns();
             char *p = xmalloc(2 << 20);
@@ -210,11 +219,14 @@ int main(int argc, char **argv)
             a = now_ns() - a;
             if (a > worst)
                 worst = a;
+            pairs++;
+            slow += a > SLOW_PAIR_NS;
         }
         stop = 1;
         pthread_join(t, NULL);
         bench_metric("worst_pair_us", worst / 1000);
         bench_metric("worst_other_us", worst_other_ns / 1000);
+        bench_metric("slow_ppm", (slow + other_slow) * 1000000 / (pairs + other_pairs + 1));
     } else if (mode == 1 || mode == 3) {
         struct sample *after = s + pre + 1;
         int k = sample_after(after, t0, secs, calls);

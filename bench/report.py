@@ -160,6 +160,7 @@ def release_table(benches, cells, names):
     for label, key, title, fmt in (
             ("release-stall", "worst_pair_us", "stall: longest 2 MiB pair", "ms"),
             ("release-stall", "worst_other_us", "stall: longest 40 KiB pair, 2nd thread", "ms"),
+            ("release-stall", "slow_ppm", "stall: pairs over 1 ms, per million", "int"),
             ("release-idle", "back_ms", "idle: time to start+64 MiB", "s"),
             ("release-idle", "rss_1s_kb", "idle: RSS 1 s after free-all", "mib"),
             ("release-idle", "rss_end_kb", "idle: RSS 3 s after free-all", "mib"),
@@ -180,6 +181,8 @@ def release_table(benches, cells, names):
                 r.append("%.1f ms" % (v / 1000.0))
             elif fmt == "s":
                 r.append("never" if v < 0 else "%.2f s" % (v / 1000.0))
+            elif fmt == "int":
+                r.append("%d" % v)
             else:
                 r.append(fmt_mib(v))
         rows.append(r)
