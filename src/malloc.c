@@ -68,6 +68,12 @@ static GM_NOINLINE void *alloc_large(size_t size, size_t align, bool zero) {
     if (!mcache_global_init())
         return fail_enomem();
     mspan *s = mheap_alloc_large(npages, align_pages, size, zero);
+    if (!s && mc->kind == MCACHE_OWN && mc->pcache.n) {
+        /* Out of memory or over a hard limit: this thread's kept spans are
+         * idle memory of its own; give them back and retry. */
+        pagecache_flush(&mc->pcache);
+        s = mheap_alloc_large(npages, align_pages, size, zero);
+    }
     if (!s)
         return fail_enomem();
     if (zero && !s->zeroed)
@@ -305,8 +311,10 @@ static size_t usable_impl(void *p, const char *caller, mspan **span) {
             mspan_bad_free(s, p, idx, caller);
         return s->elemsize;
     }
-    if (s->state != SPAN_LARGE || s->base != (uintptr_t)p)
-        bad_pointer(caller, p);
+    uint8_t state = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+    if (state != SPAN_LARGE || s->base != (uintptr_t)p)
+        gm_bad_pointer(caller, p, /* freed: dead, or kept by a page cache */
+                       state == SPAN_DEAD || (state == SPAN_PARKED && s->base == (uintptr_t)p));
     return (size_t)s->npages << GM_PAGE_SHIFT;
 }
 

@@ -303,8 +303,15 @@ static bool refill(mcache *mc, unsigned spc) {
 void *mcache_alloc_slow(mcache *mc, unsigned spc) {
     if (unlikely(mc->kind != MCACHE_OWN))
         return proc_alloc_without_cache(mc, spc, 0);
-    if (!refill(mc, spc))
-        return NULL;
+    if (!refill(mc, spc)) {
+        /* Out of memory (or over a hard limit): the large spans this
+         * thread keeps are its own idle memory; give them back and retry. */
+        if (!mc->pcache.n)
+            return NULL;
+        pagecache_flush(&mc->pcache);
+        if (!refill(mc, spc))
+            return NULL;
+    }
     gm_count(&mc->nmalloc[spc]);
     return mspan_alloc_fast(mc->alloc[spc]);
 }

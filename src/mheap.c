@@ -78,8 +78,14 @@ typedef struct meta_slab {
     bool listed;                   /* on its kind's list */
 } meta_slab;
 
-static struct { size_t size; meta_slab *avail; } meta_kinds[META_KINDS];
-static meta_slab *meta_inflight; /* being given back (lock dropped) */
+/* Per struct size: slabs with room (doubly linked), and slabs given back to
+ * the OS (linked through next), used only when no slab with room is left,
+ * so that resident memory is used first. */
+static struct { size_t size; meta_slab *avail, *clean; } meta_kinds[META_KINDS];
+/* Slabs being given back, the lock dropped meanwhile. */
+#define META_BATCH 32
+static meta_slab *meta_inflight[META_BATCH];
+static unsigned meta_ninflight;
 
 #define META_FIRST ((sizeof(meta_slab) + 63) & ~(size_t)63)
 
@@ -110,6 +116,11 @@ static void meta_list_remove(unsigned kind, meta_slab *m) {
     m->listed = false;
 }
 
+static void meta_clean_push(unsigned kind, meta_slab *m) {
+    m->next = meta_kinds[kind].clean;
+    meta_kinds[kind].clean = m;
+}
+
 static unsigned meta_kind(size_t size) {
     for (unsigned i = 0; i < META_KINDS; i++) {
         if (meta_kinds[i].size == size || meta_kinds[i].size == 0) {
@@ -125,7 +136,10 @@ static mspan *span_struct_take(size_t size) {
     size = gm_align_up(size, 64);
     unsigned kind = meta_kind(size);
     meta_slab *m = meta_kinds[kind].avail;
-    if (!m) {
+    if (!m && (m = meta_kinds[kind].clean) != NULL) {
+        meta_kinds[kind].clean = m->next;
+        meta_list_add(kind, m);
+    } else if (!m) {
         m = os_alloc_metadata_aligned(META_SLAB, META_SLAB);
         if (!m)
             return NULL;
@@ -156,32 +170,38 @@ static void span_struct_free(mspan *s) {
         meta_list_add(meta_kind(m->size), m);
 }
 
-/* Gives back the pages of slabs whose structs are all free, one slab per
- * turn of the lock: the madvise runs with the heap lock dropped, the slab
- * off its list and reset (no free structs, all space unused) meanwhile. */
+/* Gives back the pages of slabs whose structs are all free, up to
+ * META_BATCH per turn of the lock: the madvise runs with the heap lock
+ * dropped, the slabs off their list and reset (no free structs, all space
+ * unused) meanwhile; then they go on the clean list. */
 static void meta_release_empty(void) {
     for (unsigned kind = 0; kind < META_KINDS; kind++) {
-        gm_lock(&heap_lock);
-        meta_slab *m = meta_kinds[kind].avail;
         for (;;) {
-            while (m && (m->nlive || m->bump == (char *)m + META_FIRST))
-                m = m->next; /* in use, or nothing touched since its last release */
-            if (!m || meta_inflight)
-                break;
-            meta_list_remove(kind, m);
-            m->free = NULL;
-            m->bump = (char *)m + META_FIRST;
-            meta_inflight = m;
-            gm_unlock(&heap_lock);
-            os_release((char *)m + META_PAGE, META_SLAB - META_PAGE); /* refused: stays dirty, harmless */
             gm_lock(&heap_lock);
-            meta_inflight = NULL;
-            meta_list_add(kind, m);
-            /* The list may have changed while the lock was dropped: start
-             * over (released slabs are skipped at once). */
-            m = meta_kinds[kind].avail;
+            unsigned n = 0;
+            if (!meta_ninflight) { /* one releaser at a time */
+                for (meta_slab *m = meta_kinds[kind].avail, *next; m && n < META_BATCH; m = next) {
+                    next = m->next;
+                    if (m->nlive)
+                        continue;
+                    meta_list_remove(kind, m);
+                    m->free = NULL;
+                    m->bump = (char *)m + META_FIRST;
+                    meta_inflight[n++] = m;
+                }
+                meta_ninflight = n;
+            }
+            gm_unlock(&heap_lock);
+            if (!n)
+                break;
+            for (unsigned i = 0; i < n; i++) /* refused: stays dirty, harmless */
+                os_release((char *)meta_inflight[i] + META_PAGE, META_SLAB - META_PAGE);
+            gm_lock(&heap_lock);
+            for (unsigned i = 0; i < n; i++)
+                meta_clean_push(kind, meta_inflight[i]);
+            meta_ninflight = 0;
+            gm_unlock(&heap_lock);
         }
-        gm_unlock(&heap_lock);
     }
 }
 
@@ -384,7 +404,8 @@ mspan *mheap_alloc_large(size_t npages, size_t align_pages, size_t size, bool ze
     }
     s->base = base;
     s->npages = (uint32_t)npages;
-    s->state = SPAN_LARGE;
+    /* After base (a release): a racing double free's CAS reads it (large_leave). */
+    __atomic_store_n(&s->state, SPAN_LARGE, __ATOMIC_RELEASE);
     s->zeroed = zeroed;
     s->nelems = 1;
     s->large_size = size;
@@ -429,12 +450,22 @@ static mspan freed_large = {.state = SPAN_DEAD};
 
 /* The end of a large object's life, whoever ends it: LARGE to `to` with a
  * CAS, so that of two frees of one block (here or in a page cache) exactly
- * one wins.  False if s is not a live large object at p. */
+ * one wins.  False if s is not a live large object at p.
+ *
+ * A racing double free may hold a struct that has since been recycled for
+ * another block: its CAS then succeeds on that block's state.  The struct's
+ * base is written before its state (a release store, in mheap_alloc_large),
+ * so after the CAS (an acquire) the base tells: not ours, the state is put
+ * back and the free is reported. */
 static bool large_leave(mspan *s, const void *p, uint8_t to) {
     uint8_t expect = SPAN_LARGE;
-    return s->base == (uintptr_t)p &&
-           __atomic_compare_exchange_n(&s->state, &expect, to, false, __ATOMIC_ACQ_REL,
-                                       __ATOMIC_RELAXED);
+    if (!__atomic_compare_exchange_n(&s->state, &expect, to, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
+        return false;
+    if (likely(__atomic_load_n(&s->base, __ATOMIC_RELAXED) == (uintptr_t)p))
+        return true;
+    __atomic_store_n(&s->state, SPAN_LARGE, __ATOMIC_RELEASE);
+    return false;
 }
 
 /* Gives a large span's pages back; heap lock held, state already DEAD. */
@@ -450,14 +481,17 @@ static void large_release_locked(mspan *s) {
 }
 
 void mheap_free_large(mspan *s, void *p, const char *caller) {
+    /* The state changes under the lock: a fork cannot land between the
+     * object's death and its pages' return (the child would leak them). */
+    gm_lock(&heap_lock);
     if (!large_leave(s, p, SPAN_DEAD)) {
+        gm_unlock(&heap_lock);
         uint8_t state = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
         if (state == SPAN_LARGE || state == SPAN_PARKED) /* its size is still known */
             gm_bad_pointer_hint(caller, p, state == SPAN_PARKED && s->base == (uintptr_t)p,
                                 (size_t)s->npages << GM_PAGE_SHIFT, s->base != (uintptr_t)p);
         gm_bad_pointer(caller, p, state == SPAN_DEAD);
     }
-    gm_lock(&heap_lock);
     large_frees++;
     large_release_locked(s);
     gm_unlock(&heap_lock);
@@ -465,21 +499,34 @@ void mheap_free_large(mspan *s, void *p, const char *caller) {
     scav_start_background();
 }
 
-bool mheap_park_large(mspan *s, const void *p) { return large_leave(s, p, SPAN_PARKED); }
+/* Parked spans in all threads' page caches: a fork child with none but
+ * its own skips the walk for lost ones. */
+static size_t parked_spans;
+
+bool mheap_park_large(mspan *s, const void *p) {
+    if (!large_leave(s, p, SPAN_PARKED))
+        return false;
+    __atomic_fetch_add(&parked_spans, 1, __ATOMIC_RELAXED);
+    return true;
+}
 
 void mheap_unpark_large(mspan *s, size_t size) {
     s->large_size = size;
     s->zeroed = false;
+    __atomic_fetch_sub(&parked_spans, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&s->state, SPAN_LARGE, __ATOMIC_RELEASE);
 }
 
 void mheap_free_parked(mspan *s) {
-    __atomic_store_n(&s->state, SPAN_DEAD, __ATOMIC_RELAXED);
     gm_lock(&heap_lock);
+    __atomic_store_n(&s->state, SPAN_DEAD, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&parked_spans, 1, __ATOMIC_RELAXED);
     large_release_locked(s);
     gm_unlock(&heap_lock);
     scav_assist();
 }
+
+size_t mheap_parked_spans(void) { return __atomic_load_n(&parked_spans, __ATOMIC_RELAXED); }
 
 bool mheap_resize_large(mspan *s, size_t npages, size_t size) {
     bool ok = true;
@@ -594,10 +641,9 @@ void mheap_lock_for_fork(void) { gm_lock(&heap_lock); }
 void mheap_unlock_after_fork(bool child) {
     if (child) {
         gm_lock_reinit(&heap_lock);
-        if (meta_inflight) { /* its release was cut short by the fork */
-            meta_list_add(meta_kind(meta_inflight->size), meta_inflight);
-            meta_inflight = NULL;
-        }
+        for (unsigned i = 0; i < meta_ninflight; i++) /* releases cut short by the fork */
+            meta_clean_push(meta_kind(meta_inflight[i]->size), meta_inflight[i]);
+        meta_ninflight = 0;
     } else {
         gm_unlock(&heap_lock);
     }

@@ -12,8 +12,11 @@
  * Bounds: PAGECACHE_SLOTS spans of at most PAGECACHE_MAX_SPAN_PAGES, and
  * PAGECACHE_MAX_PAGES in all, per thread; a kept span older than the
  * scavenge delay goes back to mheap at the thread's next large free, the
- * oldest when the cache is full, all of them on the thread's exit and
- * malloc_trim.  A thread that stops calling keeps at most 4 MiB.
+ * oldest when the cache is full, all of them when the thread exits or
+ * calls malloc_trim, and when an allocation of the thread finds no memory
+ * (or hits a hard limit: kept spans count as in use).  Another thread's
+ * cache is its own: malloc_trim and the scavenger cannot empty it, so a
+ * thread that stops calling keeps up to 4 MiB until it exits.
  *
  * States (mheap's): a kept span is SPAN_PARKED.  The free that keeps it
  * moves it from SPAN_LARGE with a CAS (mheap_park_large), as the heap's
@@ -82,6 +85,9 @@ void pagecache_free(pagecache *pc, mspan *s, void *p, const char *caller) {
     pc->npages += (uint32_t)npages;
     publish(pc);
     gm_count(&pc->kept);
+    /* The heap's turn that the free would have given the scavenger (a few
+     * loads when it has nothing to do). */
+    mheap_scavenge_tick();
 }
 
 void pagecache_flush(pagecache *pc) {
@@ -103,6 +109,9 @@ static void drop_unless_kept(mspan *s, void *arg) {
 
 void pagecache_after_fork(pagecache *pc) {
     /* Trust no other cache's slots (a fork may land mid-update): every
-     * parked span the survivor does not hold has lost its keeper. */
-    mheap_for_each_parked_span(drop_unless_kept, pc);
+     * parked span the survivor does not hold has lost its keeper.  The walk
+     * reads the whole span map, so it is skipped when the survivor holds
+     * every parked span there is. */
+    if (mheap_parked_spans() != (pc ? pc->n : 0))
+        mheap_for_each_parked_span(drop_unless_kept, pc);
 }

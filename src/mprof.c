@@ -232,7 +232,13 @@ static int unwind_stack(uintptr_t *pcs, uintptr_t *slots, uintptr_t start) {
  * thread's stack top, inside this thread's stack (the key holds the
  * thread's TLS address, which sits at the top of its stack mapping or, for
  * the main thread, the stack never moves), so reading them is safe.  A
- * stack deeper than MEMO_MAX_SPAN bytes is not remembered. */
+ * stack deeper than MEMO_MAX_SPAN bytes is not remembered.  The argument
+ * assumes a thread runs on one stack: a sample taken in a signal handler on
+ * an alternate stack is never remembered (the signal frame's return address
+ * is not where the check reads), but a program that switches its threads
+ * between stacks of its own (fibers) and unmaps one that was sampled could,
+ * if another stack later put the sampling frame at the very same address,
+ * have a stale word read past its new stack's top. */
 #define MEMO_SLOTS 256
 #define MEMO_MAX_SPAN ((uintptr_t)1 << 20)
 

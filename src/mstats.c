@@ -123,6 +123,8 @@ typedef struct snapshot {
     gm_heap_stats h;
     mheap_stats heap;
     mcache_stats caches;
+    uint64_t large_spans; /* large spans mheap handed out (heap.large_allocs also
+                           * counts page-cache reuses) */
 } snapshot;
 
 /* VmRSS and VmHWM from /proc/self/status, in bytes (0 if unreadable). */
@@ -176,7 +178,7 @@ static void take_snapshot(snapshot *s) {
     memset(s, 0, sizeof *s);
     mcache_read_stats(&s->caches); /* first: it returns empty unowned spans to mheap */
     mheap_read_stats(&s->heap);
-    uint64_t large_spans = s->heap.large_allocs;
+    s->large_spans = s->heap.large_allocs;
     fold_page_caches(s);
     gm_heap_stats *h = &s->h;
     h->size = sizeof *h;
@@ -208,7 +210,7 @@ static void take_snapshot(snapshot *s) {
     h->mallocs = small_mallocs + s->caches.tiny_allocs + s->heap.large_allocs;
     h->frees = small_frees + s->caches.tiny_frees + s->heap.large_frees;
     h->mcache_refills = s->caches.refills;
-    uint64_t small_spans = s->heap.span_allocs - large_spans;
+    uint64_t small_spans = s->heap.span_allocs - s->large_spans;
     h->mcentral_grows = small_spans;
     h->mheap_allocs = s->heap.span_allocs;
     h->os_maps = s->heap.os_maps;
@@ -353,10 +355,11 @@ static void print_report(int fd) {
     }
     uint64_t small = h->mallocs - s.heap.large_allocs;
     emit(&o, "tiers: mcache %llu (tiny %llu), refills %llu, mheap spans %llu "
-             "(large %llu), OS maps %llu\n",
+             "(large %llu; large reused from thread page caches %llu), OS maps %llu\n",
          (unsigned long long)small, (unsigned long long)s.caches.tiny_allocs,
          (unsigned long long)h->mcache_refills, (unsigned long long)h->mheap_allocs,
-         (unsigned long long)s.heap.large_allocs, (unsigned long long)h->os_maps);
+         (unsigned long long)s.large_spans, (unsigned long long)s.caches.large_hits,
+         (unsigned long long)h->os_maps);
     emit(&o, "frees: %llu, into another thread's or no thread's span %llu\n",
          (unsigned long long)h->frees, (unsigned long long)s.caches.remote_frees);
     emit(&o, "%5s %7s %12s %12s %8s %12s %5s %14s %14s\n", "class", "size", "objects", "bytes",

@@ -72,7 +72,11 @@ grep -q '^exact_allocs 12345 1234500 12345 1234500$' "$t/exact.txt" ||
 
 # 3b. one call site, two callers with alike frames: the stack memo must not
 #     mix them up (rate 1: every allocation's stack, exactly)
-GOMALLOC_PROFILE_RATE=1 GOMALLOC_PROFILE="$t/paths.pb.gz" "$PROG" paths || bad "paths exited $?"
+GOMALLOC_PROFILE_RATE=1 GOMALLOC_PROFILE="$t/paths.pb.gz" GOMALLOC_STATS=1 "$PROG" paths \
+    2>"$t/paths.report" || bad "paths exited $?"
+remembered=$(sed -n 's/.*stacks: [0-9]* unwound, \([0-9]*\) remembered.*/\1/p' "$t/paths.report")
+within "${remembered:-0}" 1000 4000 ||
+    bad "paths: ${remembered:-no} stacks remembered, want most of the 4000 (the stack memo)"
 $READ "$t/paths.pb.gz" "$PROG" --caller >"$t/paths.txt" 2>&1
 grep -q '^path_a 3000 300000 ' "$t/paths.txt" && grep -q '^path_b 1000 100000 ' "$t/paths.txt" ||
     bad "paths: $(grep path_ "$t/paths.txt" | tr '\n' ' '), want path_a 3000 and path_b 1000 objects"

@@ -3,8 +3,9 @@
  * public API and the heap statistics.
  *
  *  a. Reuse: a large block freed and allocated again by one thread comes
- *     back at the same address (the thread kept its span), and a calloc of
- *     that size still reads zero.
+ *     back at the same address without a span from mheap (mheap_allocs
+ *     unchanged: the thread kept its span), and a calloc of that size still
+ *     reads zero.
  *  b. Accounting: blocks a thread keeps are not live (heap_alloc), their
  *     frees are counted (frees), and their spans are (spans_inuse).
  *  c. Fork: a thread keeps 4 spans and the main thread forks; in the child
@@ -12,11 +13,16 @@
  *     (spans_inuse drops by 4).  Without that they would leak in the child.
  *  d. Thread exit: the exiting thread's kept spans go back (spans_inuse
  *     drops by 4 in the parent after the join).
- *  e. Bounds: a thread that frees 16 blocks of 1 MiB keeps at most 4 MiB.
+ *  e. Bounds: a thread that frees 16 blocks of 2 MiB keeps at most 4 MiB
+ *     (two spans), and malloc_trim gives them back.
+ *  f. Kept spans are the thread's own idle memory: under a hard memory
+ *     limit that they would push an allocation over, they are given back
+ *     and the allocation succeeds.
  *
  * Linked with build/libgomalloc.so (gm_get_heap_stats).
  */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +50,13 @@ static void reuse(void) {
         CHECK(p != NULL);
         memset(p, 0xab, size);
         free(p);
+        gm_heap_stats before = stats();
         char *q = malloc(size);
+        gm_heap_stats after = stats();
         CHECK_MSG(q == p, "malloc(%zu) after free: %p, freed %p", size, (void *)q, (void *)p);
+        CHECK_MSG(after.mheap_allocs == before.mheap_allocs,
+                  "malloc(%zu) after free took a span from mheap (%llu -> %llu)", size,
+                  (unsigned long long)before.mheap_allocs, (unsigned long long)after.mheap_allocs);
         memset(q, 0xcd, size);
         free(q);
         unsigned char *z = calloc(1, size);
@@ -129,18 +140,38 @@ static void keep_fork_exit(void) {
 static void bounds(void) {
     enum { N = 16 };
     void *p[N];
+    malloc_trim(0); /* nothing kept from the parts before */
     gm_heap_stats h0 = stats();
     for (int i = 0; i < N; i++)
-        p[i] = malloc(MiB);
+        p[i] = malloc(2 * MiB);
     for (int i = 0; i < N; i++)
         free(p[i]);
     gm_heap_stats h1 = stats();
-    /* Kept spans count as idle; at most 4 MiB of them (plus the heap's
-     * own cache of freed runs, 8 MiB at most). */
-    printf("test_pagecache: %d x 1 MiB freed: heap_inuse %zu -> %zu KiB\n", N,
-           h0.heap_inuse / KiB, h1.heap_inuse / KiB);
+    malloc_trim(0);
+    gm_heap_stats h2 = stats();
+    /* Kept spans count in spans_inuse (and as idle bytes). */
+    printf("test_pagecache: %d x 2 MiB freed: spans_inuse %llu -> %llu, after malloc_trim %llu\n",
+           N, (unsigned long long)h0.spans_inuse, (unsigned long long)h1.spans_inuse,
+           (unsigned long long)h2.spans_inuse);
     CHECK(h1.heap_inuse <= h0.heap_inuse + MiB);
-    CHECK(h1.spans_inuse <= h0.spans_inuse + 4);
+    CHECK_MSG(h1.spans_inuse == h0.spans_inuse + 2, "kept %lld spans of 2 MiB, want 2 (4 MiB)",
+              (long long)h1.spans_inuse - (long long)h0.spans_inuse);
+    CHECK_MSG(h2.spans_inuse == h0.spans_inuse, "malloc_trim left %lld kept spans",
+              (long long)h2.spans_inuse - (long long)h0.spans_inuse);
+}
+
+static void hard_limit(void) {
+    malloc_trim(0);
+    gm_heap_stats h = stats();
+    CHECK(gm_set_memory_limit(h.heap_inuse + 10 * MiB, 1) == 0);
+    void *a = malloc(2 * MiB), *b = malloc(2 * MiB);
+    CHECK(a && b);
+    free(a);
+    free(b); /* kept: 4 MiB the heap counts in use */
+    void *big = malloc(8 * MiB);
+    CHECK_MSG(big != NULL, "malloc(8 MiB) under a 10 MiB hard limit failed with 4 MiB kept");
+    free(big);
+    gm_set_memory_limit(0, 0);
 }
 
 int main(void) {
@@ -148,5 +179,6 @@ int main(void) {
     reuse();
     keep_fork_exit();
     bounds();
+    hard_limit();
     return check_done("test_pagecache");
 }
