@@ -30,12 +30,15 @@
  * the pages in use over it fails with ENOMEM.
  *
  * The background thread (GOMALLOC_BACKGROUND, on by default) is Go's
- * background scavenger: it wakes every BG_TICK_NS and works for at most 1%
- * of that time while the program uses the heap, 25% while the heap has been
- * idle for the whole tick (nothing else wants the time then, and an idle
- * program should get its memory back within about a second); on an idle
- * tick it first runs the idle work the tiers above registered (mcentral
- * hands back the spans other threads' frees emptied).  It starts lazily,
+ * background scavenger: it works for at most 1% of the time while the
+ * program uses the heap, 25% while the heap has been idle for a whole
+ * BG_TICK_NS (nothing else wants the time then, and an idle program should
+ * get its memory back within about a second), in bursts of at most
+ * BG_BURST_NS with rests in proportion, so that a program thread it
+ * displaces from a CPU waits a millisecond at most; at the start of an
+ * idle tick it first runs the idle work the tiers above registered
+ * (mcentral hands back the spans other threads' frees emptied, mheap its
+ * empty span-struct slabs).  It starts lazily,
  * at the first safe point (see scav_start_background) after the
  * heap has first mapped BG_START_BYTES: a program whose heap stays smaller
  * never gets a thread, and its free memory goes back on its slow paths or
@@ -57,6 +60,7 @@
 #include "mgcscavenge.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 
@@ -77,6 +81,12 @@
 #define BG_TICK_NS ((uint64_t)100000000)
 #define BG_BUSY_PERCENT 1
 #define BG_IDLE_PERCENT 25
+/* The longest stretch of work between two rests.  The thread competes with
+ * the program's threads for the CPUs: while it works it may run in place of
+ * one of them (on 2 busy cores it does), so its bursts are kept short and
+ * its share is taken as many of them, rest in between (at 25%: 1 ms of
+ * work, 3 ms of rest), not as one long burst per tick. */
+#define BG_BURST_NS ((uint64_t)1000000)
 /* The heap size from which the background thread is worth having. */
 #define BG_START_BYTES ((size_t)64 << 20)
 /* After the kernel refused a release (mlocked memory, a seccomp filter),
@@ -354,12 +364,19 @@ uint64_t scav_released_bytes(void) { return __atomic_load_n(&released, __ATOMIC_
 
 static void *bg_main(void *arg) {
     (void)arg;
-    uint64_t ops_seen = 0, next_work = 0;
+    /* SCHED_BATCH: the same share of the CPUs as any thread, but its
+     * wake-ups never preempt a running program thread; it runs when a CPU
+     * is free, or at the scheduler's next tick.  Refused (a seccomp filter,
+     * say): it simply stays SCHED_OTHER. */
+    struct sched_param param = {0};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+    uint64_t ops_seen = 0, next_work = 0, tick_start = 0, rest = BG_TICK_NS;
+    bool idle = false, busy_this_tick = false;
     for (;;) {
         /* bg_word is 0 only while we wait: a wake-up costs the heap's
          * side a system call at most once per wait. */
         __atomic_store_n(&bg_word, 0, __ATOMIC_RELAXED);
-        os_futex_wait(&bg_word, 0, BG_TICK_NS);
+        os_futex_wait(&bg_word, 0, rest);
         __atomic_store_n(&bg_word, 1, __ATOMIC_RELAXED);
         uint64_t now = gm_nanotime();
         if (now < next_work) {
@@ -367,18 +384,28 @@ static void *bg_main(void *arg) {
             os_sleep(next_work - now);
             now = gm_nanotime();
         }
-        bool idle = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED) == ops_seen;
-        /* An idle heap may still hold spans that other threads' frees
-         * emptied: the tiers above hand those back only when asked. */
-        void (*work)(void) = __atomic_load_n(&idle_work, __ATOMIC_ACQUIRE);
-        if (idle && work)
-            work();
+        /* Idle: no heap operation of the program's for a whole tick. */
+        busy_this_tick |= __atomic_load_n(&heap_ops, __ATOMIC_RELAXED) != ops_seen;
+        if (now - tick_start >= BG_TICK_NS) {
+            idle = !busy_this_tick;
+            busy_this_tick = false;
+            tick_start = now;
+            /* An idle heap may still hold spans that other threads' frees
+             * emptied: the tiers above hand those back only when asked. */
+            void (*work)(void) = __atomic_load_n(&idle_work, __ATOMIC_ACQUIRE);
+            if (idle && work)
+                work();
+        }
         unsigned pct = idle ? BG_IDLE_PERCENT : BG_BUSY_PERCENT;
-        scavenge(MODE_BACKGROUND, true, SIZE_MAX, BG_TICK_NS * pct / 100);
+        size_t done = scavenge(MODE_BACKGROUND, true, SIZE_MAX, BG_BURST_NS);
         ops_seen = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED); /* after our own frees */
-        /* Go's pacing: after t of work, rest t * (100 - pct) / pct. */
+        /* Go's pacing: after t of work, rest t * (100 - pct) / pct; with
+         * nothing to do, a tick. */
         uint64_t spent = gm_nanotime() - now;
-        next_work = now + spent * 100 / pct;
+        rest = spent * (100 - pct) / pct;
+        if (!done || rest > BG_TICK_NS)
+            rest = BG_TICK_NS;
+        next_work = now + spent + rest;
     }
     return NULL;
 }

@@ -499,34 +499,34 @@ void mheap_free_large(mspan *s, void *p, const char *caller) {
     scav_start_background();
 }
 
-/* Parked spans in all threads' page caches: a fork child with none but
- * its own skips the walk for lost ones. */
-static size_t parked_spans;
+/* Set at the first park: a fork child of a process that never parked a
+ * span skips the walk for lost ones.  (A count would cost every large free
+ * an atomic add on a line all threads share.) */
+static bool ever_parked;
 
 bool mheap_park_large(mspan *s, const void *p) {
     if (!large_leave(s, p, SPAN_PARKED))
         return false;
-    __atomic_fetch_add(&parked_spans, 1, __ATOMIC_RELAXED);
+    if (unlikely(!__atomic_load_n(&ever_parked, __ATOMIC_RELAXED)))
+        __atomic_store_n(&ever_parked, true, __ATOMIC_RELAXED);
     return true;
 }
 
 void mheap_unpark_large(mspan *s, size_t size) {
     s->large_size = size;
     s->zeroed = false;
-    __atomic_fetch_sub(&parked_spans, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&s->state, SPAN_LARGE, __ATOMIC_RELEASE);
 }
 
 void mheap_free_parked(mspan *s) {
     gm_lock(&heap_lock);
     __atomic_store_n(&s->state, SPAN_DEAD, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&parked_spans, 1, __ATOMIC_RELAXED);
     large_release_locked(s);
     gm_unlock(&heap_lock);
     scav_assist();
 }
 
-size_t mheap_parked_spans(void) { return __atomic_load_n(&parked_spans, __ATOMIC_RELAXED); }
+bool mheap_ever_parked(void) { return __atomic_load_n(&ever_parked, __ATOMIC_RELAXED); }
 
 bool mheap_resize_large(mspan *s, size_t npages, size_t size) {
     bool ok = true;

@@ -40,8 +40,8 @@ GM_INTERNAL void mheap_free_large(mspan *s, void *p, const char *caller);
 GM_INTERNAL bool mheap_park_large(mspan *s, const void *p);
 GM_INTERNAL void mheap_unpark_large(mspan *s, size_t size);
 GM_INTERNAL void mheap_free_parked(mspan *s);
-/* How many spans are parked now, in all threads. */
-GM_INTERNAL size_t mheap_parked_spans(void);
+/* Has any span ever been parked? */
+GM_INTERNAL bool mheap_ever_parked(void);
 /* Calls fn on every parked span; as mheap_for_each_small_span. */
 GM_INTERNAL void mheap_for_each_parked_span(void (*fn)(mspan *s, void *arg), void *arg);
 

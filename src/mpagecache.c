@@ -31,6 +31,10 @@
 #include "mheap.h"
 #include "options.h"
 
+/* A power of two: how often a kept free gives the scavenger a turn (its
+ * check reads the clock when there is no background thread). */
+#define PAGECACHE_TICK_KEEPS 16
+
 /* What the statistics read of a cache while its thread changes it. */
 static void publish(pagecache *pc) {
     __atomic_store_n(&pc->kept_bytes, (uint64_t)pc->npages << GM_PAGE_SHIFT, __ATOMIC_RELAXED);
@@ -85,9 +89,11 @@ void pagecache_free(pagecache *pc, mspan *s, void *p, const char *caller) {
     pc->npages += (uint32_t)npages;
     publish(pc);
     gm_count(&pc->kept);
-    /* The heap's turn that the free would have given the scavenger (a few
-     * loads when it has nothing to do). */
-    mheap_scavenge_tick();
+    /* Every PAGECACHE_TICK_KEEPS keeps, the turn a heap free would have
+     * given the scavenger: a loop of kept frees must not starve it when
+     * there is no background thread. */
+    if ((pc->kept & (PAGECACHE_TICK_KEEPS - 1)) == 0)
+        mheap_scavenge_tick();
 }
 
 void pagecache_flush(pagecache *pc) {
@@ -110,8 +116,8 @@ static void drop_unless_kept(mspan *s, void *arg) {
 void pagecache_after_fork(pagecache *pc) {
     /* Trust no other cache's slots (a fork may land mid-update): every
      * parked span the survivor does not hold has lost its keeper.  The walk
-     * reads the whole span map, so it is skipped when the survivor holds
-     * every parked span there is. */
-    if (mheap_parked_spans() != (pc ? pc->n : 0))
+     * reads the whole span map, so it is skipped when no span was ever
+     * parked. */
+    if (mheap_ever_parked())
         mheap_for_each_parked_span(drop_unless_kept, pc);
 }
