@@ -18,12 +18,16 @@
  *  f. Kept spans are the thread's own idle memory: under a hard memory
  *     limit that they would push an allocation over, they are given back
  *     and the allocation succeeds.
+ *  g. Two threads free one large block at the same moment (20 times, each
+ *     in a forked child): exactly one free keeps it, the other is reported
+ *     as a double free and the child aborts.
  *
  * Linked with build/libgomalloc.so (gm_get_heap_stats).
  */
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,11 +178,57 @@ static void hard_limit(void) {
     gm_set_memory_limit(0, 0);
 }
 
+static void *racing_free(void *p) {
+    pthread_barrier_wait(&kept);
+    free(p);
+    return NULL;
+}
+
+/* The child: two threads free p at once; it must not get past the joins. */
+static void double_free_child(void) {
+    void *p = malloc(BLOCK);
+    pthread_barrier_init(&kept, NULL, 2);
+    pthread_t a, b;
+    pthread_create(&a, NULL, racing_free, p);
+    pthread_create(&b, NULL, racing_free, p);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    _exit(0);
+}
+
+static void racing_double_free(void) {
+    for (int round = 0; round < 20; round++) {
+        int fds[2];
+        if (!CHECK(pipe(fds) == 0))
+            return;
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(fds[1], 2);
+            close(fds[0]);
+            double_free_child();
+        }
+        close(fds[1]);
+        char out[512] = "";
+        size_t len = 0;
+        ssize_t got;
+        while (len < sizeof out - 1 && (got = read(fds[0], out + len, sizeof out - 1 - len)) > 0)
+            len += (size_t)got;
+        out[len] = 0;
+        close(fds[0]);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "round %d: the racing double free did not abort (status %d)", round, status);
+        CHECK_MSG(strstr(out, "free(): double free") != NULL, "round %d: report: %s", round, out);
+    }
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0); /* no buffer allocated between measurements */
     reuse();
     keep_fork_exit();
     bounds();
     hard_limit();
+    racing_double_free();
     return check_done("test_pagecache");
 }
