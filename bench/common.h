@@ -13,6 +13,7 @@
 #define BENCH_COMMON_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -238,17 +239,21 @@ static inline uint64_t sum_add(uint64_t sum, uint64_t v)
 
 /* ---- memory and threads ----------------------------------------------- */
 
-/* Current resident set size in KiB, from /proc/self/statm. */
+/* Current resident set size in KiB, from /proc/self/statm; -1 if it
+ * cannot be read.  It makes no allocator call (no stdio), so it can be
+ * read while a benchmark must leave the allocator alone. */
 BENCH_UNUSED static long long rss_kb(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long long size = 0, res = 0;
-    if (f == NULL)
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
         return -1;
-    if (fscanf(f, "%lld %lld", &size, &res) != 2)
-        res = -1;
-    fclose(f);
-    return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
+    buf[n] = 0;
+    const char *p = strchr(buf, ' ');
+    return p ? strtoll(p + 1, NULL, 10) * (sysconf(_SC_PAGESIZE) / 1024) : -1;
 }
 
 BENCH_UNUSED static void run_threads(int n, void *(*fn)(void *), void *args, size_t argsize)

@@ -50,22 +50,6 @@ static long long now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Resident set in KiB, read without allocating (the idle mode must make
- * no allocator call). */
-static long long rss_kb_quiet(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    const char *p = strchr(buf, ' ');
-    return p ? strtoll(p + 1, NULL, 10) * (sysconf(_SC_PAGESIZE) / 1024) : 0;
-}
-
 /* Samples: every 50 ms on a 10 ms tick; mode 3 takes PRE_SAMPLES before
  * the frees. */
 #define TICK_NS 10000000LL
@@ -78,7 +62,7 @@ struct sample {
 
 static struct sample sample_now(void)
 {
-    struct sample s = {now_ns(), rss_kb_quiet()};
+    struct sample s = {now_ns(), rss_kb()};
     return s;
 }
 
@@ -191,7 +175,7 @@ int main(int argc, char **argv)
      * allocator. */
     long long after_frees = secs * 1000000000LL / (TICK_NS * TICKS_PER_SAMPLE);
     struct sample *s = xmalloc((size_t)(PRE_SAMPLES + 1 + after_frees) * sizeof *s);
-    long long start = rss_kb_quiet();
+    long long start = rss_kb();
     for (size_t i = 0; i < n; i++) {
         v[i] = xmalloc(size);
         memset(v[i], (int)(i & 0xff), size);
@@ -205,7 +189,7 @@ int main(int argc, char **argv)
     int pre = mode == 3 ? sample_before(s) : 0;
     for (size_t i = 0; i < n; i++)
         free(v[i]);
-    long long t0 = now_ns(), freed = rss_kb_quiet();
+    long long t0 = now_ns(), freed = rss_kb();
     s[pre] = (struct sample){t0, freed};
     bench_metric("rss_start_kb", start);
     bench_metric("rss_freed_kb", freed);
@@ -237,7 +221,7 @@ int main(int argc, char **argv)
         long long a = now_ns();
         malloc_trim(0);
         bench_metric("trim_us", (now_ns() - a) / 1000);
-        bench_metric("rss_trim_kb", rss_kb_quiet());
+        bench_metric("rss_trim_kb", rss_kb());
     }
     free(s);
     free(v);

@@ -273,6 +273,18 @@ def build_tables(benches, cells, allocs, ref, nproc):
 COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
 
 
+def run_gnuplot(gnuplot, datpath, lines):
+    """Writes the script next to its data file (NAME.gp for NAME.dat) and runs it;
+    None, or what went wrong."""
+    gp = datpath[:-4] + ".gp"
+    with open(gp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    r = subprocess.run([gnuplot, gp], capture_output=True, text=True)
+    if r.returncode != 0:
+        return "gnuplot failed: " + r.stderr.strip()[:300]
+    return None
+
+
 def chart(path, kind, benches, ratios, allocs, ref, title):
     """Clustered bars of each allocator's ratio to the reference, log scale, bars from 1."""
     gnuplot = shutil.which("gnuplot")
@@ -334,13 +346,7 @@ def chart(path, kind, benches, ratios, allocs, ref, title):
                         colors[j % len(colors)], a))
     plots.append("1/0 with lines lw 2 lc rgb '#000000' title '%s = 1'" % ref)
     lines.append("plot " + ", \\\n     ".join(plots))
-    gp = datpath[:-4] + ".gp"
-    with open(gp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    r = subprocess.run([gnuplot, gp], capture_output=True, text=True)
-    if r.returncode != 0:
-        return "gnuplot failed: " + r.stderr.strip()[:300]
-    return None
+    return run_gnuplot(gnuplot, datpath, lines)
 
 
 def throughput_table(benches, cells, names):
@@ -569,13 +575,7 @@ def rss_time_chart(path, traces, allocs, total, date):
                  % (datpath, index[(calls, a)], style[a], a) for a in allocs if a in per]
         lines.append("plot " + ", \\\n     ".join(plots))
     lines.append("unset multiplot")
-    gp = datpath[:-4] + ".gp"
-    with open(gp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    r = subprocess.run([gnuplot, gp], capture_output=True, text=True)
-    if r.returncode != 0:
-        return "gnuplot failed: " + r.stderr.strip()[:300]
-    return None
+    return run_gnuplot(gnuplot, datpath, lines)
 
 
 def cmd_rsstime(args):

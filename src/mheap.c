@@ -11,9 +11,9 @@
  *   recycled through per-slab free lists; the pages of a slab with no struct
  *   in use go back to the OS on malloc_trim and when the heap is idle, but
  *   are never unmapped, so a stale pointer to a struct is always safe to
- *   read.  mheap hands out bare
- *   spans (pages, a zeroed struct, the span map); the slot state and its
- *   ownership are mspan's and mcache's business.
+ *   read.  mheap hands out bare spans (pages, a zeroed struct, the span
+ *   map); the slot state and its ownership are mspan's and mcache's
+ *   business.
  * - The scavenger (mgcscavenge.c) decides when free pages go back to the OS
  *   and does that work outside the heap lock; mheap tells it, under the
  *   lock, what went into and out of use (scav_*_locked), and gives it a
@@ -23,9 +23,14 @@
  *   resident instead of faulting them in again.
  * - Large objects: the last few freed runs of up to 1 MiB are kept as they
  *   are and handed out again for the same page count (see large_cache).
+ *   Before that, a thread's page cache (mpagecache.c) may keep the span
+ *   whole: its state goes SPAN_LARGE -> SPAN_PARKED and back without the
+ *   heap lock, by CAS (large_leave), which is also how every large free
+ *   begins, so that of two frees of one block exactly one succeeds.
  *
  * Locking: heap_lock guards everything here, and the scavenger's [heap]
- * state (it takes the lock through mheap_lock).  It is the innermost
+ * state (it takes the lock through mheap_lock), except a large span's
+ * state, which moves by CAS as above (LARGE -> DEAD only under the lock).  It is the innermost
  * allocator lock: mcentral drops its own lock before it calls in, and only
  * fork() preparation holds both (mcentral's first).  Nothing here calls up,
  * and no system call that may take long (madvise) or allocate
