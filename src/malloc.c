@@ -123,7 +123,9 @@ static inline __attribute__((always_inline)) void *alloc_small(size_t size) {
         return alloc_smallest(size);
     uintptr_t spc = gm_size_to_class128[(size - GM_SMALL_SIZE_MAX + GM_LARGE_SIZE_DIV - 1) /
                                         GM_LARGE_SIZE_DIV];
-    return alloc_class(gm_tls.mcache, spc);
+    mcache *mc = gm_tls.mcache;
+    void *p = mcache_reuse_take(mc, (unsigned)spc);
+    return p ? p : alloc_class(mc, spc);
 }
 
 static inline __attribute__((always_inline)) void *malloc_impl(size_t size) {

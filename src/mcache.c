@@ -60,6 +60,15 @@ void mcache_reset(mcache *mc, uint8_t kind) {
     mc->kind = kind;
 }
 
+/* ---- the reuse ring (mcache.h) ---- */
+
+void mcache_reuse_push(mcache *mc, mspan *s, uintptr_t idx) {
+    unsigned c = s->spanclass - REUSE_FIRST_CLASS;
+    unsigned top = (mc->reuse_top[c] + 1u) & (REUSE_RING - 1);
+    mc->reuse_top[c] = (uint8_t)top;
+    mc->reuse[c].slot[top] = (uintptr_t)s | idx;
+}
+
 /* ---- the owner's lists ---- */
 
 static size_t span_bytes(const mspan *s) { return (size_t)s->npages << GM_PAGE_SHIFT; }

@@ -24,6 +24,41 @@ typedef struct mclass {
     uint64_t last_refill;   /* the cache's refill count when this class last refilled */
 } mclass;
 
+/* The reuse ring.  For the classes above GM_SMALL_SIZE_MAX (1 KiB) the
+ * owner's malloc first takes back the slot it freed most recently, as a
+ * free list would: a block that large spans many cache lines, and the one
+ * just freed is the one still in cache (its header line at least).  Below
+ * 1 KiB the bitmap's lowest-first order wins instead: small objects share
+ * lines, and packing them keeps those lines dense.  Measured on 2 cores,
+ * gomalloc before -> with a ring for every class -> with a ring above 1 KiB:
+ * thread-local churn of 4 B-32 KiB, 2 threads, 0.66 -> 0.49 -> 0.52 s;
+ * bursts of 8 B-1 KiB 0.49 -> 0.60 -> 0.48 s.
+ *
+ * The ring keeps the last REUSE_RING owner frees of a class as "span
+ * address | slot index" (span structs are 64-byte aligned and these classes
+ * have fewer than 64 slots per span).  An entry is only a hint: the freed
+ * slot stays free in the span's bitmap, where a double free still finds it,
+ * and the ring is never written into user memory.  Taking an entry back
+ * checks that the span is still this cache's, of this class, not a spare,
+ * and the slot still free (the bitmap path may have handed it out since);
+ * a stale entry is dropped.  Span structs stay mapped for the life of the
+ * process, so reading a stale one is safe, and one that was recycled for
+ * this cache passes the checks only as a slot this cache may hand out. */
+#define REUSE_RING 8               /* power of two */
+#define REUSE_FIRST_CLASS GM_FIRST_CLASS_ABOVE_SMALL_SIZE_MAX
+#define REUSE_INDEX_MASK ((uintptr_t)63)
+_Static_assert(GM_MAX_OBJS_ABOVE_SMALL_SIZE_MAX <= 64, "reuse entries pack the slot index in 6 bits");
+_Static_assert(_Alignof(mspan) >= 64, "reuse entries pack the slot index below the span address");
+
+#define REUSE_CLASSES (GM_NUM_SIZE_CLASSES - REUSE_FIRST_CLASS)
+
+/* A class's ring: a stack that overwrites its oldest entry when full.
+ * Entries are "span address | slot index"; 0 is none (taking an entry
+ * zeroes it). */
+typedef struct reuse_ring {
+    uintptr_t slot[REUSE_RING];
+} reuse_ring;
+
 typedef struct mcache {
     mspan *alloc[GM_NUM_SPAN_CLASSES]; /* current spans */
 
@@ -47,6 +82,11 @@ typedef struct mcache {
     size_t empty_bytes;     /* bytes in the empty spares */
 
     pagecache pcache;       /* large spans this thread freed (mpagecache.c) */
+
+    /* The reuse rings of the classes from REUSE_FIRST_CLASS on, and the
+     * newest entry of each.  Owner only. */
+    reuse_ring reuse[REUSE_CLASSES] __attribute__((aligned(64)));
+    uint8_t reuse_top[REUSE_CLASSES];
 
     /* Spans set aside full that another thread has since freed into, pushed
      * by that thread (a lock-free stack through mspan.revisit_next). */
@@ -74,6 +114,34 @@ static inline void *mcache_alloc(mcache *mc, unsigned spc) {
     return mspan_alloc_fast(s);
 }
 
+/* malloc of a class from REUSE_FIRST_CLASS on: the slot this cache freed
+ * most recently, if it is still free; NULL if there is none (the caller
+ * then takes the current span's). */
+static inline void *mcache_reuse_take(mcache *mc, unsigned spc) {
+    unsigned c = spc - REUSE_FIRST_CLASS, top = mc->reuse_top[c];
+    uintptr_t e = mc->reuse[c].slot[top];
+    if (e == 0)
+        return NULL;
+    mc->reuse[c].slot[top] = 0;
+    mc->reuse_top[c] = (uint8_t)((top - 1) & (REUSE_RING - 1));
+    mspan *s = (mspan *)(e & ~REUSE_INDEX_MASK);
+    /* fast_owner first: only once the span is known to be ours are its
+     * holder fields ours to read */
+    if (__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) != mc || s->spanclass != spc ||
+        s->where == SPAN_EMPTY)
+        return NULL;
+    void *p = mspan_take_slot(s, (uint32_t)(e & REUSE_INDEX_MASK));
+    if (likely(p != NULL))
+        gm_count(&mc->nmalloc[spc]);
+    return p;
+}
+
+/* Out of line: records the owner's free of slot idx of s (a class from
+ * REUSE_FIRST_CLASS on) in the class's reuse ring.  Out of line, so that
+ * the free fast path of the smaller classes keeps no registers for it. */
+GM_INTERNAL void mcache_reuse_push(mcache *mc, mspan *s, uintptr_t idx);
+
+
 /* Out of line: a span of ours that has just become empty. */
 GM_INTERNAL void mcache_span_emptied(mcache *mc, mspan *s);
 /* Out of line: freeing slot idx (at p) of small span s when the fast path
@@ -91,6 +159,8 @@ static inline void mcache_free_owned(mcache *mc, mspan *s, const void *p, const 
     gm_count(&mc->nfree[s->spanclass]);
     if (unlikely(mspan_free_owned(s, p, idx, caller)))
         mcache_span_emptied(mc, s);
+    else if (s->elemsize > GM_SMALL_SIZE_MAX) /* from REUSE_FIRST_CLASS on; never tiny */
+        mcache_reuse_push(mc, s, idx);
 }
 
 /* Frees p, a pointer into small span s of another holder, or set aside,

@@ -159,6 +159,22 @@ static inline void *mspan_alloc_fast(mspan *s) {
     return (void *)(s->base + idx * s->elemsize);
 }
 
+/* Takes slot idx of the first word (idx < 64) if it is free: the owner's
+ * allocation of a slot it chose itself (mcache's reuse ring).  NULL if the
+ * slot is not free. */
+static inline void *mspan_take_slot(mspan *s, uint32_t idx) {
+    uint64_t *trio = span_free_word(s, 0);
+    uint64_t f = trio[0], bit = (uint64_t)1 << idx;
+    if (unlikely(!(f & bit)))
+        return NULL;
+    __atomic_store_n(&trio[0], f & ~bit, __ATOMIC_RELAXED);
+    gm_or_owned(&trio[1], bit); /* already set, unless the struct was recycled */
+    if (f == bit)
+        s->summary &= ~(uint64_t)1; /* word 0 has no free slot left */
+    s->nlive++;
+    return (void *)(s->base + (uintptr_t)idx * s->elemsize);
+}
+
 /* Slot index of p in small span s; SPAN_BAD_INDEX if p is not a slot start. */
 #define SPAN_BAD_INDEX UINT32_MAX
 static inline uint32_t mspan_index(const mspan *s, const void *p) {

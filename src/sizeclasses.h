@@ -84,6 +84,8 @@
 #define GM_SMALL_SIZE_MAX 1024
 #define GM_LARGE_SIZE_DIV 128
 #define GM_MAX_OBJS_PER_SPAN 1024   /* largest objects count in the table */
+#define GM_FIRST_CLASS_ABOVE_SMALL_SIZE_MAX 32 /* first class over GM_SMALL_SIZE_MAX */
+#define GM_MAX_OBJS_ABOVE_SMALL_SIZE_MAX 14    /* most objects per span from there on */
 #define GM_MIN_ALIGN 16             /* alignment guaranteed for sizes >= 16 (8 in go mode) */
 
 /* Object size of each class; 0 for class 0 (large objects). */

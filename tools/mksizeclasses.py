@@ -311,6 +311,11 @@ def render_header(classes, go_mode, out):
     L.append("#define GM_SMALL_SIZE_MAX %d" % SMALL_SIZE_MAX)
     L.append("#define GM_LARGE_SIZE_DIV %d" % LARGE_SIZE_DIV)
     L.append("#define GM_MAX_OBJS_PER_SPAN %d   /* largest objects count in the table */" % max_objs)
+    above = next(i for i, c in enumerate(classes) if i and c.size > SMALL_SIZE_MAX)
+    L.append("#define GM_FIRST_CLASS_ABOVE_SMALL_SIZE_MAX %d /* first class over GM_SMALL_SIZE_MAX */"
+             % above)
+    L.append("#define GM_MAX_OBJS_ABOVE_SMALL_SIZE_MAX %d    /* most objects per span from there on */"
+             % max(c.nobjs for c in classes[above:]))
     if go_mode:
         L.append("#define GM_MIN_ALIGN %d              /* alignment guaranteed for sizes >= 16 "
                  "(16 in C mode) */" % min_align)

@@ -22,7 +22,11 @@
  *  8. fork while another (real) thread's cache is half-way through moving a
  *     span: the child rebuilds ownership from the spans themselves, frees
  *     every object of the dead thread, hands no slot out twice, and ends
- *     with every span back in mheap.
+ *     with every span back in mheap;
+ *  9. the reuse ring of the classes above 1 KiB: the owner's frees come
+ *     back newest first, a remote free does not enter it, and a stale entry
+ *     (its span now a spare, or another thread's, or its slot handed out by
+ *     the bitmap) is dropped, never handed out.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -230,6 +234,100 @@ static void remote_then_owner(void) {
         (void)gm_malloc(SIZE); /* the collection finds the slot freed twice */
 }
 
+/* 9: the reuse ring. */
+#define RING_SIZE 2048 /* a class with 8 slots per 16 KiB span, above 1 KiB */
+
+static void test_reuse_ring(void) {
+    unsigned rspc = gm_size_to_class(RING_SIZE);
+    CHECK(rspc >= REUSE_FIRST_CLASS);
+    as(&A);
+    void *p[8];
+    for (int i = 0; i < 8; i++)
+        p[i] = gm_malloc(RING_SIZE);
+    mspan *s = span_of(p[0]);
+    CHECK(s->nelems == 8 && span_of(p[7]) == s);
+
+    /* newest first, even above lower free slots */
+    gm_free(p[5]);
+    gm_free(p[2]);
+    gm_free(p[6]);
+    CHECK(gm_malloc(RING_SIZE) == p[6]);
+    CHECK(gm_malloc(RING_SIZE) == p[2]);
+    CHECK(gm_malloc(RING_SIZE) == p[5]);
+
+    /* a remote free does not enter A's ring: A's next slot is the bitmap's */
+    as(&B);
+    gm_free(p[7]);
+    as(&A);
+    void *q = gm_malloc(RING_SIZE); /* s has no free slot of its own: collects p[7] */
+    CHECK(q == p[7]);
+    p[7] = q;
+
+    /* an entry whose slot the bitmap has handed out since is dropped */
+    gm_free(p[4]);
+    mspan_take_slot(s, 4); /* as if the bitmap path had taken it */
+    void *r = gm_malloc(RING_SIZE);
+    CHECK(r != p[4] && span_of(r) != s); /* s is full: r comes from a new span */
+    mspan *s2 = span_of(r);
+    gm_free(r);
+    CHECK(gm_malloc(RING_SIZE) == r);
+    gm_free(r);
+
+    /* entries into a span that became a spare are dropped: set s aside (its
+     * current span is now s2), free all of it */
+    *span_free_word(s, 0) |= (uint64_t)1 << 4; /* undo the stand-in above */
+    s->nlive--;
+    CHECK(s->where == SPAN_FULL);
+    for (int i = 0; i < 8; i++)
+        if (i != 4) /* freed above */
+            gm_free(p[i]);
+    CHECK(s->where == SPAN_EMPTY && s->nlive == 0);
+    void *t = gm_malloc(RING_SIZE);
+    CHECK(span_of(t) == s2 && s->where == SPAN_EMPTY && s->nlive == 0);
+    gm_free(t);
+
+    /* an entry into a span that has since become another thread's is
+     * dropped: A's ring points into s2; s2 goes to B */
+    mspan *b = s2;
+    mcache_release_all(&A);          /* A lets go of everything, s2 included */
+    mcache_reset(&A, MCACHE_OWN);
+    A.reuse[rspc - REUSE_FIRST_CLASS].slot[1] = (uintptr_t)b | 3; /* a stale entry */
+    A.reuse_top[rspc - REUSE_FIRST_CLASS] = 1;
+    as(&B);
+    void *u = gm_malloc(RING_SIZE);
+    CHECK(span_of(u)->fast_owner == &B);
+    b = span_of(u);
+    A.reuse[rspc - REUSE_FIRST_CLASS].slot[1] = (uintptr_t)b | 3;
+    as(&A);
+    void *v = gm_malloc(RING_SIZE);
+    CHECK(span_of(v) != b && span_of(v)->fast_owner == &A);
+    CHECK(*span_free_word(b, 0) & ((uint64_t)1 << 3)); /* B's slot 3 untouched */
+    gm_free(v);
+    as(&B);
+    gm_free(u);
+    mcache_release_all(&A);
+    mcache_release_all(&B);
+    mcache_reset(&A, MCACHE_OWN);
+    mcache_reset(&B, MCACHE_OWN);
+}
+
+static void ring_owner_twice(void) {
+    as(&A);
+    void *p = gm_malloc(RING_SIZE);
+    void *q = gm_malloc(RING_SIZE);
+    gm_free(p);
+    gm_free(q);
+    gm_free(p); /* p is in the ring, and free in the bitmap */
+}
+
+static void ring_then_remote(void) {
+    as(&A);
+    void *p = gm_malloc(RING_SIZE);
+    gm_free(p);
+    as(&B);
+    gm_free(p);
+}
+
 /* 8: fork while another thread's cache is in the middle of moving spans. */
 #define T_OBJS 200
 static void *t_objs[T_OBJS];
@@ -330,5 +428,8 @@ int main(void) {
     expect_double_free("owner then remote", owner_then_remote);
     expect_double_free("remote then owner", remote_then_owner);
     test_fork_midway();
+    test_reuse_ring();
+    expect_double_free("owner twice, in the reuse ring", ring_owner_twice);
+    expect_double_free("reuse ring then remote", ring_then_remote);
     return check_done("span_protocol");
 }
