@@ -34,9 +34,17 @@
  * program uses the heap, 25% while the heap has been idle for a whole
  * BG_TICK_NS (nothing else wants the time then, and an idle program should
  * get its memory back within about a second), in bursts of at most
- * BG_BURST_NS with rests in proportion, so that a program thread it
- * displaces from a CPU waits a millisecond at most; at the start of an
- * idle tick it first runs the idle work the tiers above registered
+ * BG_BURST_NS with rests in proportion.  It runs at SCHED_IDLE: only on a
+ * CPU nothing else wants, and it gives the CPU up the moment a program
+ * thread wakes.  A releasing thread can hold its CPU far longer than its
+ * own work takes (madvise waits for the other CPUs to flush their TLBs, and
+ * in a virtual machine a CPU may be away), and at any other priority that
+ * time was taken from the program: on 2 busy cores 1-3 of every million
+ * malloc/free pairs waited 5-30 ms.  When the CPUs stay busy and the thread
+ * gets no turn for BG_STARVED_NS, the program's slow paths do the aged
+ * releases themselves, a bounded amount per call, as they do without the
+ * thread.  At the start of an idle tick it first runs the idle work the
+ * tiers above registered
  * (mcentral hands back the spans other threads' frees emptied, mheap its
  * empty span-struct slabs).  It starts lazily,
  * at the first safe point (see scav_start_background) after the
@@ -87,6 +95,9 @@
  * its share is taken as many of them, rest in between (at 25%: 1 ms of
  * work, 3 ms of rest), not as one long burst per tick. */
 #define BG_BURST_NS ((uint64_t)1000000)
+/* The background thread has had no turn for this long (busy CPUs keep a
+ * SCHED_IDLE thread waiting): the slow paths release aged pages instead. */
+#define BG_STARVED_NS (3 * BG_TICK_NS)
 /* The heap size from which the background thread is worth having. */
 #define BG_START_BYTES ((size_t)64 << 20)
 /* After the kernel refused a release (mlocked memory, a seccomp filter),
@@ -122,6 +133,7 @@ static int bg_state;          /* BG_*; acquire/release between starter and threa
 /* What the tiers above want done when the heap is idle (scav_set_idle_work). */
 static void (*idle_work)(void);
 static int bg_word;           /* futex the thread sleeps on */
+static uint64_t bg_last_turn; /* when the thread last woke and ran */
 
 /* ---- the memory limit from the cgroup ---- */
 
@@ -338,11 +350,19 @@ static size_t scavenge(int mode, bool aged, size_t max_pages, uint64_t max_ns) {
     return done;
 }
 
+/* Has the background thread had no turn for BG_STARVED_NS?  The clock is
+ * read only while it is not running. */
+static bool bg_starved(void) {
+    uint64_t turn = __atomic_load_n(&bg_last_turn, __ATOMIC_RELAXED);
+    return __atomic_load_n(&bg_word, __ATOMIC_RELAXED) == 0 && turn &&
+           gm_nanotime() - turn >= BG_STARVED_NS;
+}
+
 void scav_assist(void) {
-    if (__atomic_load_n(&bg_state, __ATOMIC_RELAXED) != BG_RUNNING) {
-        /* No thread: the slow paths release the aged pages, a bounded
-         * amount per call, until a pass finds none; then they look again
-         * a tick later. */
+    if (__atomic_load_n(&bg_state, __ATOMIC_RELAXED) != BG_RUNNING || bg_starved()) {
+        /* No thread, or one the busy CPUs keep waiting: the slow paths
+         * release the aged pages, a bounded amount per call, until a pass
+         * finds none; then they look again a tick later. */
         uint64_t now = gm_nanotime(), last = __atomic_load_n(&last_tick, __ATOMIC_RELAXED);
         if (now - last >= gm_opt.scavenge_tick_ns) {
             if (scavenge(MODE_ASSIST, true, ASSIST_PAGES, UINT64_MAX) < ASSIST_PAGES)
@@ -364,12 +384,12 @@ uint64_t scav_released_bytes(void) { return __atomic_load_n(&released, __ATOMIC_
 
 static void *bg_main(void *arg) {
     (void)arg;
-    /* SCHED_BATCH: the same share of the CPUs as any thread, but its
-     * wake-ups never preempt a running program thread; it runs when a CPU
-     * is free, or at the scheduler's next tick.  Refused (a seccomp filter,
-     * say): it simply stays SCHED_OTHER. */
+    /* SCHED_IDLE (see the top of the file).  Refused (a seccomp filter,
+     * say): SCHED_BATCH, whose wake-ups at least never preempt a running
+     * program thread; refused too, it stays SCHED_OTHER. */
     struct sched_param param = {0};
-    pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) != 0)
+        pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
     uint64_t ops_seen = 0, next_work = 0, tick_start = 0, rest = BG_TICK_NS;
     bool idle = false, busy_this_tick = false;
     for (;;) {
@@ -379,6 +399,7 @@ static void *bg_main(void *arg) {
         os_futex_wait(&bg_word, 0, rest);
         __atomic_store_n(&bg_word, 1, __ATOMIC_RELAXED);
         uint64_t now = gm_nanotime();
+        __atomic_store_n(&bg_last_turn, now, __ATOMIC_RELAXED);
         if (now < next_work) {
             /* Woken early (the memory limit): the pace still holds. */
             os_sleep(next_work - now);
