@@ -137,6 +137,18 @@ static inline void gm_or_owned(uint64_t *w, uint64_t bits) {
 #endif
 }
 
+/* Trailing zeros of x != 0, as a word: the builtin's int result would
+ * cost a sign extension at each use as an index. */
+static inline uintptr_t gm_ctz64(uint64_t x) {
+#if defined(__x86_64__)
+    uint64_t n;
+    __asm__("tzcnt %1, %0" : "=r"(n) : "rm"(x) : "cc");
+    return n;
+#else
+    return (uintptr_t)(unsigned)__builtin_ctzll(x);
+#endif
+}
+
 /* Does the span have a free slot in the words in circulation? */
 static inline bool mspan_can_alloc_fast(const mspan *s) { return s->summary != 0; }
 
@@ -144,7 +156,7 @@ static inline bool mspan_can_alloc_fast(const mspan *s) { return s->summary != 0
  * (mspan_can_alloc_fast must be true). */
 static inline void *mspan_alloc_fast(mspan *s) {
     uint64_t sum = s->summary;
-    uintptr_t w = (uint32_t)__builtin_ctzll(sum);
+    uintptr_t w = gm_ctz64(sum);
     uint64_t *trio = span_free_word(s, w);
     uint64_t f = trio[0];
     uint64_t rest = f & (f - 1);
@@ -155,7 +167,7 @@ static inline void *mspan_alloc_fast(mspan *s) {
     if (rest == 0)
         s->summary = sum & (sum - 1); /* word w was the lowest in circulation */
     s->nlive++;
-    uintptr_t idx = w * 64 + (uint32_t)__builtin_ctzll(f);
+    uintptr_t idx = w * 64 + gm_ctz64(f);
     return (void *)(s->base + idx * s->elemsize);
 }
 
