@@ -223,15 +223,32 @@ void mcache_release_all(mcache *mc) {
     pagecache_flush(&mc->pcache);
 }
 
-void mcache_trim(void) {
+/* The pages of this cache's spans of class spc in which no slot is in use
+ * go back to the OS. */
+static size_t release_unused_pages(mcache *mc, unsigned spc) {
+    size_t bytes = 0;
+    if (mc->alloc[spc] != &gm_empty_span)
+        bytes += mcentral_release_unused_pages(mc->alloc[spc]);
+    for (mspan *s = mc->classes[spc].partial; s; s = s->next)
+        bytes += mcentral_release_unused_pages(s);
+    for (mspan *s = mc->classes[spc].full; s; s = s->next)
+        bytes += mcentral_release_unused_pages(s);
+    return bytes;
+}
+
+size_t mcache_trim(void) {
     mcache *mc = gm_tls.mcache;
+    size_t bytes = 0;
     if (mc->kind == MCACHE_OWN) {
         revisit_drain(mc);
-        for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++)
+        for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++) {
             release_spares(mc, &mc->classes[spc]);
+            bytes += release_unused_pages(mc, spc);
+        }
         pagecache_flush(&mc->pcache);
     }
     mcentral_reclaim();
+    return bytes;
 }
 
 void mcache_after_fork(mcache *mc) {

@@ -174,9 +174,10 @@ static inline void mcache_free_small(mspan *s, const void *p, const char *caller
 
 /* Gives every span of mc up (thread exit): to mcentral, or to mheap. */
 GM_INTERNAL void mcache_release_all(mcache *mc);
-/* malloc_trim: this thread's empty spares go back, and mcentral's unowned
- * spans are reclaimed. */
-GM_INTERNAL void mcache_trim(void);
+/* malloc_trim: this thread's empty spares go back, so do the pages of its
+ * spans in which no slot is in use, and mcentral's unowned spans are
+ * reclaimed.  Returns the bytes of span pages released. */
+GM_INTERNAL size_t mcache_trim(void);
 /* fork child: the surviving thread's cache (of any kind) finds the spans
  * that a dead thread was pushing to it, and the large spans dead threads
  * kept go back to mheap. */

@@ -193,6 +193,16 @@ size_t mcentral_reclaim(void) {
     return bytes;
 }
 
+size_t mcentral_release_unused_pages(mspan *s) {
+    size_t bytes = 0;
+    if (s->npages < 2 || s->spanclass == GM_TINY_SPAN_CLASS)
+        return 0;
+    for (uint32_t pg = 0, n; (n = mspan_next_unused_pages(s, &pg)) != 0; pg += n)
+        bytes += mheap_release_span_pages(s->base + ((uintptr_t)pg << GM_PAGE_SHIFT),
+                                          (size_t)n << GM_PAGE_SHIFT);
+    return bytes;
+}
+
 void mcentral_lock_all_for_fork(void) {
     for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++)
         gm_lock(&centrals[i].lock);

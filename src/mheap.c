@@ -574,6 +574,10 @@ size_t mheap_release_all(void) {
     return n;
 }
 
+size_t mheap_release_span_pages(uintptr_t addr, size_t bytes) {
+    return os_release((void *)addr, bytes) ? bytes : 0;
+}
+
 void mheap_scavenge_tick(void) { scav_assist(); }
 
 void mheap_start_background(void) { scav_start_background(); }

@@ -52,6 +52,11 @@ GM_INTERNAL bool mheap_resize_large(mspan *s, size_t npages, size_t size);
 /* Returns every free page to the OS (malloc_trim), outside the heap lock;
  * returns the bytes released.  No allocator lock held. */
 GM_INTERNAL size_t mheap_release_all(void);
+/* Gives back to the OS bytes at addr, pages of an in-use small span in
+ * which no slot is in use (malloc_trim on a fragmented heap); they stay the
+ * span's, and come back zeroed when its slots are used again.  Returns the
+ * bytes released (0 if the kernel refused).  No allocator lock held. */
+GM_INTERNAL size_t mheap_release_span_pages(uintptr_t addr, size_t bytes);
 /* The scavenger's turn on a slow path: a bounded amount of release work.
  * No allocator lock held. */
 GM_INTERNAL void mheap_scavenge_tick(void);

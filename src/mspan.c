@@ -224,6 +224,34 @@ int32_t mspan_recount(mspan *s) {
     return live;
 }
 
+static bool slot_unused(const mspan *s, uint32_t i) {
+    uint64_t bit = (uint64_t)1 << (i & 63);
+    uint64_t f = __atomic_load_n(span_free_word(s, i >> 6), __ATOMIC_RELAXED);
+    uint64_t ever = __atomic_load_n(span_ever_word(s, i >> 6), __ATOMIC_RELAXED);
+    return (f & bit) || !(ever & bit);
+}
+
+/* Every slot that overlaps page pg is unused (a slot may straddle pages). */
+static bool page_unused(const mspan *s, uint32_t pg) {
+    uintptr_t start = (uintptr_t)pg << GM_PAGE_SHIFT;
+    uint32_t first = (uint32_t)(start / s->elemsize);
+    uint32_t last = (uint32_t)((start + GM_PAGE_SIZE - 1) / s->elemsize);
+    for (uint32_t i = first; i <= last && i < s->nelems; i++)
+        if (!slot_unused(s, i))
+            return false;
+    return true;
+}
+
+uint32_t mspan_next_unused_pages(const mspan *s, uint32_t *from) {
+    uint32_t pg = *from, n = 0;
+    while (pg < s->npages && !page_unused(s, pg))
+        pg++;
+    while (pg + n < s->npages && page_unused(s, pg + n))
+        n++;
+    *from = pg;
+    return n;
+}
+
 /* ---- other threads ---- */
 
 bool mspan_free_remote(mspan *s, const void *p, uint32_t idx, const char *caller) {

@@ -268,6 +268,14 @@ static inline void mspan_unpark_nlive(mspan *s) {
  * pushing it onto the revisit stack, where the owner will find it. */
 GM_INTERNAL bool mspan_reclaim_set_aside(mspan *s);
 
+/* The next run of pages of small span s, from page *from on, in which no
+ * slot is in use: each is free in the holder's words or was never handed
+ * out (frees by other threads not yet collected count as in use).  Returns
+ * the run's length in pages (0: none) and sets *from to its first page.
+ * Only the span's holder may give such pages back, since only it hands
+ * their slots out; they read as zero afterwards, which no free slot minds. */
+GM_INTERNAL uint32_t mspan_next_unused_pages(const mspan *s, uint32_t *from);
+
 /* Ownership changes (mcache, mcentral under its lock, fork). */
 GM_INTERNAL void mspan_set_owner(mspan *s, struct mcache *owner);
 /* Recounts live slots and rebuilds the summary from the bitmaps, collecting

@@ -1,7 +1,9 @@
 /*
  * test_span_guard: the hardened build ends every small-object span with a
- * guard page.  Objects of the 1 KiB class fill their 8 KiB spans exactly, so
- * a write running 4 KiB past the last slot of a span leaves the span; in
+ * guard page.  Objects of the 256-byte class fill their 8 KiB spans exactly
+ * (a 230-byte request is 256 with the hardened layer's 17 bytes of
+ * canary and tail), so a write running 4 KiB past the last slot of a span
+ * leaves the span; in
  * the hardened build it must fault (SIGSEGV) at once.  The write is done in
  * a child process.  Run with LD_PRELOAD=build/libgomalloc-hardened.so.
  */
@@ -16,13 +18,14 @@
 
 #include "../check.h"
 
-#define SLOT 1024
+#define SLOT 256
 #define SPAN 8192
+#define REQUEST 230
 
 int main(void) {
     char *last = NULL;
     for (int i = 0; i < 64 && !last; i++) {
-        char *p = malloc(1000);
+        char *p = malloc(REQUEST);
         if (!CHECK(p != NULL))
             return check_done("span_guard");
         /* the hardened layer may put its own header first: the slot's

@@ -9,8 +9,9 @@
  *     back with the pages, about 32 MiB of them stayed resident here.
  *  b. A fragmented live heap: 256 MiB of 1000-byte objects, 90% freed at
  *     random; malloc_trim(0) must give back a good part of the free pages
- *     (those of spans left with no live object): heap_released grows by at
- *     least a quarter of the bytes freed.
+ *     (spans left with no live object, and the pages inside live spans
+ *     that hold none): RSS drops by at least a quarter of the bytes freed,
+ *     and the live objects are intact.
  * The measured numbers are printed.
  *
  * Linked with build/libgomalloc.so.
@@ -101,9 +102,13 @@ static void fragmented(void) {
               "RSS %.1f -> %.1f MiB\n",
               FRAG_BYTES / MiB, mib(freed), mib(h1.heap_released), mib(h2.heap_released),
               mib(rss1), mib(rss2));
-    CHECK_MSG(h2.heap_released >= h1.heap_released + freed / 4,
-              "fragmented heap: malloc_trim gave back %.1f MiB of %.1f MiB freed",
-              mib(h2.heap_released - h1.heap_released), mib(freed));
+    /* Most of what goes back is pages inside spans that still hold objects
+     * (spans of 1000-byte objects hold 32 of them over 4 pages): they stay
+     * the spans', so heap_released does not count them; RSS shows them. */
+    CHECK_MSG(rss1 >= rss2 + freed / 4,
+              "fragmented heap: malloc_trim gave back %.1f MiB of RSS, %.1f MiB freed",
+              mib(rss1 > rss2 ? rss1 - rss2 : 0), mib(freed));
+    CHECK(h2.heap_released >= h1.heap_released);
     for (size_t i = 0; i < n; i++) {
         if (v[i]) {
             CHECK(v[i][0] == 0x5a && v[i][FRAG_SIZE - 1] == 0x5a);

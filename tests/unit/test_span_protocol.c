@@ -42,7 +42,7 @@
 
 #include "../check.h"
 
-#define SIZE 1024 /* a class with 8 slots per 8 KiB span */
+#define SIZE 2048 /* a class with 8 slots per 16 KiB span */
 
 static mcache A, B;
 static unsigned spc;
@@ -235,7 +235,7 @@ static void remote_then_owner(void) {
 }
 
 /* 9: the reuse ring. */
-#define RING_SIZE 2048 /* a class with 8 slots per 16 KiB span, above 1 KiB */
+#define RING_SIZE 4096 /* a class with 8 slots per 32 KiB span, above 1 KiB */
 
 static void test_reuse_ring(void) {
     unsigned rspc = gm_size_to_class(RING_SIZE);
