@@ -21,7 +21,8 @@
  * never-allocated slot shows in the same test, and a use-after-free write
  * into user memory cannot redirect an allocation: nothing allocator-owned
  * lives there.  Taking the lowest free slot keeps a span's live objects
- * packed at its start.  Words are opened one at a time (nopen), so a span
+ * packed at its start (above 1 KiB the owner first tries the slot it freed
+ * last, through mcache's reuse ring: mspan_take_slot).  Words are opened one at a time (nopen), so a span
  * fills from its start like Go's freeindex, and a span that never gets
  * busy never touches its far pages.
  *
