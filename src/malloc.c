@@ -380,7 +380,8 @@ void *gm_reallocarray(void *p, size_t nmemb, size_t size) {
 int gm_malloc_trim(size_t pad) {
     (void)pad;
     size_t in_spans = mcache_trim();
-    return (mheap_release_all() | in_spans) > 0;
+    size_t free_pages = mheap_release_all();
+    return in_spans > 0 || free_pages > 0;
 }
 
 int gm_mallopt(int param, int value) {

@@ -15,7 +15,10 @@
  * owner collects them when its current span runs out (Go's sweep).  The
  * first such free into a set-aside span pushes the span onto this cache's
  * revisit stack, which the owner drains on its refills: no span is
- * stranded.
+ * stranded.  Above 1 KiB the owner's malloc first tries the slot it freed
+ * last (the reuse ring, mcache.h); malloc_trim gives back the pages of the
+ * owner's spans that hold no object (only the holder may: it alone hands
+ * their slots out).
  *
  * Bounds on what a cache holds back from other threads:
  *   - empty spans: MAX_EMPTY_PER_CLASS spares per class, and at most

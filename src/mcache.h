@@ -141,7 +141,6 @@ static inline void *mcache_reuse_take(mcache *mc, unsigned spc) {
  * the free fast path of the smaller classes keeps no registers for it. */
 GM_INTERNAL void mcache_reuse_push(mcache *mc, mspan *s, uintptr_t idx);
 
-
 /* Out of line: a span of ours that has just become empty. */
 GM_INTERNAL void mcache_span_emptied(mcache *mc, mspan *s);
 /* Out of line: freeing slot idx (at p) of small span s when the fast path

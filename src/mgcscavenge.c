@@ -44,11 +44,10 @@
  * gets no turn for BG_STARVED_NS, the program's slow paths do the aged
  * releases themselves, a bounded amount per call, as they do without the
  * thread.  At the start of an idle tick it first runs the idle work the
- * tiers above registered
- * (mcentral hands back the spans other threads' frees emptied, mheap its
- * empty span-struct slabs).  It starts lazily,
- * at the first safe point (see scav_start_background) after the
- * heap has first mapped BG_START_BYTES: a program whose heap stays smaller
+ * tiers above registered (mcentral hands back the spans other threads'
+ * frees emptied, mheap its empty span-struct slabs).  It starts lazily, at
+ * the first safe point (see scav_start_background) after the heap has
+ * first mapped BG_START_BYTES: a program whose heap stays smaller
  * never gets a thread, and its free memory goes back on its slow paths or
  * on malloc_trim.  A forked child whose parent ran the thread starts its own
  * from the fork handler.
@@ -89,11 +88,11 @@
 #define BG_TICK_NS ((uint64_t)100000000)
 #define BG_BUSY_PERCENT 1
 #define BG_IDLE_PERCENT 25
-/* The longest stretch of work between two rests.  The thread competes with
- * the program's threads for the CPUs: while it works it may run in place of
- * one of them (on 2 busy cores it does), so its bursts are kept short and
- * its share is taken as many of them, rest in between (at 25%: 1 ms of
- * work, 3 ms of rest), not as one long burst per tick. */
+/* The longest stretch of work between two rests: the share is taken as
+ * many short bursts, rest in between (at 25%: 1 ms of work, 3 ms of rest),
+ * not as one long burst per tick, so that the thread is never long in the
+ * way when it does run beside the program (SCHED_BATCH or SCHED_OTHER, if
+ * SCHED_IDLE was refused). */
 #define BG_BURST_NS ((uint64_t)1000000)
 /* The background thread has had no turn for this long (busy CPUs keep a
  * SCHED_IDLE thread waiting): the slow paths release aged pages instead. */
