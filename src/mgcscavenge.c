@@ -21,11 +21,17 @@
  * pages is taken in the page allocator (marked in use, so nobody hands it
  * out or releases it twice); the lock is dropped for madvise; the lock is
  * taken again to free the run as released (or as dirty, if the kernel
- * refused).  So no allocation ever waits on madvise.  An allocating or
- * freeing thread (scav_assist) does at most ASSIST_PAGES of it per call;
- * work done to keep a soft limit is further capped at ASSIST_CPU_PERCENT of
- * the time, as Go's CPU limiter caps scavenging assists, so a limit below
- * the live set degrades gracefully instead of thrashing.  A hard limit
+ * refused).  So no allocation ever waits on madvise.  Who releases: while
+ * the background thread gets turns, it alone, except for a memory limit;
+ * without it (or when it is starved, below) the program's slow paths
+ * (scav_assist), at most ASSIST_PAGES per call.  A program thread's madvise
+ * is paid by that thread's allocation: in a virtual machine a release of
+ * 1 MiB took 50-100 us, but now and then several ms (the TLB flush waits for
+ * the other CPUs), which is why the headroom excess left by a large free is
+ * the thread's to return, at its pace.  Work done to keep a soft limit is
+ * further capped at ASSIST_CPU_PERCENT of the time, as Go's CPU limiter caps
+ * scavenging assists, so a limit below the live set degrades gracefully
+ * instead of thrashing.  A hard limit
  * (GOMALLOC_MEMLIMIT_HARD=1) is not capped, and an allocation that would put
  * the pages in use over it fails with ENOMEM.
  *
@@ -107,6 +113,9 @@
 /* The memory limit's goal is 95% of it, as Go's. */
 #define LIMIT_GOAL(pages) ((pages) / 20 * 19)
 
+/* Work the heap's state asks for now (pending). */
+enum { PENDING_NONE, PENDING_HEADROOM, PENDING_LIMIT };
+
 /* [heap] */
 static size_t inuse;                 /* pages in use, as mheap last said */
 static size_t peak_cur, peak_prev;   /* most in use in this / the last delay window */
@@ -123,7 +132,7 @@ static uint64_t assist_window, assist_ns; /* soft-limit assist time in this wind
 static struct { uintptr_t addr; size_t npages; } inflight[INFLIGHT_MAX];
 
 /* atomic */
-static int pending;           /* an assist has work (over headroom or limit) */
+static int pending;           /* PENDING_*: what the last heap operation left over */
 static uint64_t last_tick;    /* the last aged pass made by an assist */
 static uint64_t heap_ops;     /* bumped on every heap allocation and free */
 static uint64_t released;     /* bytes returned to the OS */
@@ -268,8 +277,9 @@ void scav_note_locked(size_t inuse_pages) {
     __atomic_store_n(&heap_ops, heap_ops + 1, __ATOMIC_RELAXED);
     bool by_limit;
     bool work = dirty_pages() > headroom_locked(&by_limit);
-    if (work != (bool)__atomic_load_n(&pending, __ATOMIC_RELAXED))
-        __atomic_store_n(&pending, work, __ATOMIC_RELAXED);
+    int p = !work ? PENDING_NONE : by_limit ? PENDING_LIMIT : PENDING_HEADROOM;
+    if (p != __atomic_load_n(&pending, __ATOMIC_RELAXED))
+        __atomic_store_n(&pending, p, __ATOMIC_RELAXED);
     if (work && by_limit && __atomic_load_n(&bg_state, __ATOMIC_RELAXED) == BG_RUNNING &&
         !__atomic_exchange_n(&bg_word, 1, __ATOMIC_RELAXED))
         os_futex_wake(&bg_word); /* the limit is urgent: do not wait for the tick */
@@ -323,7 +333,7 @@ static size_t scavenge(int mode, bool aged, size_t max_pages, uint64_t max_ns) {
             inflight[slot].addr = addr, inflight[slot].npages = n;
         if (!n) {
             if (mode != MODE_TRIM) /* the next heap operation looks again */
-                __atomic_store_n(&pending, 0, __ATOMIC_RELAXED);
+                __atomic_store_n(&pending, PENDING_NONE, __ATOMIC_RELAXED);
             mheap_unlock();
             break;
         }
@@ -358,7 +368,8 @@ static bool bg_starved(void) {
 }
 
 void scav_assist(void) {
-    if (__atomic_load_n(&bg_state, __ATOMIC_RELAXED) != BG_RUNNING || bg_starved()) {
+    bool on_our_own = __atomic_load_n(&bg_state, __ATOMIC_RELAXED) != BG_RUNNING || bg_starved();
+    if (on_our_own) {
         /* No thread, or one the busy CPUs keep waiting: the slow paths
          * release the aged pages, a bounded amount per call, until a pass
          * finds none; then they look again a tick later. */
@@ -369,7 +380,10 @@ void scav_assist(void) {
             return;
         }
     }
-    if (__atomic_load_n(&pending, __ATOMIC_RELAXED))
+    /* The headroom excess is the thread's while it gets turns; a limit is
+     * everybody's business. */
+    int p = __atomic_load_n(&pending, __ATOMIC_RELAXED);
+    if (p == PENDING_LIMIT || (p == PENDING_HEADROOM && on_our_own))
         scavenge(MODE_ASSIST, false, ASSIST_PAGES, UINT64_MAX);
 }
 
@@ -496,7 +510,7 @@ void scav_set_limit(size_t bytes, bool hard) {
     limit_pages = bytes >> GM_PAGE_SHIFT;
     limit_hard = hard && limit_pages;
     mheap_unlock();
-    __atomic_store_n(&pending, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&pending, PENDING_LIMIT, __ATOMIC_RELAXED);
     scav_assist();
 }
 
