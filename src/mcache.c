@@ -26,7 +26,11 @@
  *   - partial spans of a class the thread stopped allocating: given back to
  *     mcentral once the class has not refilled for IDLE_REFILLS of the
  *     cache's refills (checked every IDLE_CHECK refills).
- * A thread that never allocates again keeps what it has until it exits.
+ * A thread that never allocates again keeps its spans until it exits, but
+ * not the memory other threads' frees emptied in them: the pages of its
+ * set-aside spans that hold only such frees go back to the OS once proc.c
+ * finds it idle (mcache_release_idle_pages), and its next refill collects
+ * those frees (a set-aside span is collected as it comes back).
  *
  * Locking: none on the fast paths and none for the cache's own lists (only
  * its thread touches them).  The revisit stack is pushed with a CAS by other
@@ -119,10 +123,14 @@ void mcache_span_emptied(mcache *mc, mspan *s) {
 }
 
 /* A set-aside span whose full flag another thread has cleared comes back
- * to its class's partial list (or spares, if nothing in it is live). */
+ * to its class's partial list (or spares, if nothing in it is live).  The
+ * other threads' frees are collected now: a span they emptied while its
+ * owner allocated elsewhere goes back at once, rather than sit on the
+ * partial list until the owner gets to it. */
 static void back_from_aside(mcache *mc, mspan *s) {
     mclass *cls = &mc->classes[s->spanclass];
     mspan_unpark_nlive(s);
+    mspan_collect(s);
     mspan_list_remove(&cls->full, s);
     s->where = SPAN_PARTIAL;
     mspan_list_push(&cls->partial, s);
@@ -231,11 +239,45 @@ void mcache_release_all(mcache *mc) {
 static size_t release_unused_pages(mcache *mc, unsigned spc) {
     size_t bytes = 0;
     if (mc->alloc[spc] != &gm_empty_span)
-        bytes += mcentral_release_unused_pages(mc->alloc[spc]);
+        bytes += mcentral_release_unused_pages(mc->alloc[spc], false);
     for (mspan *s = mc->classes[spc].partial; s; s = s->next)
-        bytes += mcentral_release_unused_pages(s);
+        bytes += mcentral_release_unused_pages(s, false);
     for (mspan *s = mc->classes[spc].full; s; s = s->next)
-        bytes += mcentral_release_unused_pages(s);
+        bytes += mcentral_release_unused_pages(s, false);
+    return bytes;
+}
+
+size_t mcache_release_idle_pages(mcache *mc) {
+    if (!__atomic_load_n(&mc->revisit, __ATOMIC_RELAXED))
+        return 0;
+    /* Taken whole, as the owner's drain takes it.  While the chain is ours
+     * the owner cannot find these spans: none becomes current, and of their
+     * slots it can hand out only those it freed itself (the reuse ring),
+     * which others_only leaves alone.  An owner that exits meanwhile waits
+     * for them (mcache_release_all).  Acquire: the pushers' view of the
+     * spans, and through the set-aside handshake the owner's. */
+    mspan *chain = __atomic_exchange_n(&mc->revisit, NULL, __ATOMIC_ACQUIRE);
+    if (!chain)
+        return 0;
+    size_t bytes = 0;
+    mspan *last = chain;
+    for (mspan *s = chain; s; s = s->revisit_next) {
+        last = s;
+        if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) != mc || s->where != SPAN_FULL)
+            continue; /* the owner's drain skips it too */
+        uint32_t freed = mspan_count_remote(s);
+        if (freed == s->aside_released)
+            continue; /* no free since we last looked */
+        s->aside_released = freed;
+        bytes += mcentral_release_unused_pages(s, true);
+    }
+    /* Back on the stack, ahead of what was pushed meanwhile; release: the
+     * owner's drain sees our writes. */
+    mspan *head = __atomic_load_n(&mc->revisit, __ATOMIC_RELAXED);
+    do
+        last->revisit_next = head;
+    while (!__atomic_compare_exchange_n(&mc->revisit, &head, chain, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED));
     return bytes;
 }
 
@@ -251,6 +293,7 @@ size_t mcache_trim(void) {
         pagecache_flush(&mc->pcache);
     }
     mcentral_reclaim();
+    bytes += proc_release_others_pages();
     return bytes;
 }
 
@@ -305,6 +348,7 @@ static bool refill(mcache *mc, unsigned spc) {
     if (mc->refills % IDLE_CHECK == 0) {
         give_back_idle(mc);
         mcentral_reclaim(); /* unowned spans emptied by remote frees go back */
+        proc_release_idle_caches(); /* and pages that idle threads' spans hold */
     }
     revisit_drain(mc);
     for (;;) {

@@ -93,6 +93,7 @@ typedef struct mcache {
     mspan *revisit __attribute__((aligned(64)));
 
     struct mcache *next_all, *prev_all; /* registry of live caches (proc.c) */
+    uint64_t idle_mark;                 /* refills when proc.c last looked (registry lock) */
     uint8_t kind;                       /* MCACHE_* */
 } mcache;
 
@@ -171,11 +172,20 @@ static inline void mcache_free_small(mspan *s, const void *p, const char *caller
     mcache_free_slot(s, p, idx, caller);
 }
 
+/* Another thread's view of cache mc, which seems idle: the pages of the
+ * set-aside spans on its revisit stack that other threads' frees have
+ * emptied go back to the OS.  The spans stay mc's (only its thread may move
+ * them); taking the stack briefly keeps the owner's refills off them.
+ * Returns the bytes released. */
+GM_INTERNAL size_t mcache_release_idle_pages(mcache *mc);
+
 /* Gives every span of mc up (thread exit): to mcentral, or to mheap. */
 GM_INTERNAL void mcache_release_all(mcache *mc);
 /* malloc_trim: this thread's empty spares go back, so do the pages of its
- * spans in which no slot is in use, and mcentral's unowned spans are
- * reclaimed.  Returns the bytes of span pages released. */
+ * spans in which no slot is in use, mcentral's unowned spans are reclaimed,
+ * and other threads' set-aside spans give back the pages their frees
+ * emptied (mcache_release_idle_pages).  Returns the bytes of span pages
+ * released. */
 GM_INTERNAL size_t mcache_trim(void);
 /* fork child: the surviving thread's cache (of any kind) finds the spans
  * that a dead thread was pushing to it, and the large spans dead threads

@@ -193,11 +193,13 @@ size_t mcentral_reclaim(void) {
     return bytes;
 }
 
-size_t mcentral_release_unused_pages(mspan *s) {
+size_t mcentral_release_unused_pages(mspan *s, bool others_only) {
     size_t bytes = 0;
-    if (s->npages < 2 || s->spanclass == GM_TINY_SPAN_CLASS)
+    /* A span of one page of its owner's goes back whole when it empties;
+     * an idle owner's never does. */
+    if ((s->npages < 2 && !others_only) || s->spanclass == GM_TINY_SPAN_CLASS)
         return 0;
-    for (uint32_t pg = 0, n; (n = mspan_next_unused_pages(s, &pg)) != 0; pg += n)
+    for (uint32_t pg = 0, n; (n = mspan_next_unused_pages(s, &pg, others_only)) != 0; pg += n)
         bytes += mheap_release_span_pages(s->base + ((uintptr_t)pg << GM_PAGE_SHIFT),
                                           (size_t)n << GM_PAGE_SHIFT);
     return bytes;

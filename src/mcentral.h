@@ -29,10 +29,11 @@ GM_INTERNAL void mcentral_revisit_push(mspan *s);
 GM_INTERNAL size_t mcentral_reclaim(void);
 
 /* Gives back to the OS the pages of s in which no slot is in use; s is
- * held by the calling thread (its cache owns it), so no slot of those pages
- * can be handed out meanwhile.  Spans of one page go back whole when they
- * empty, and are skipped.  Returns the bytes released. */
-GM_INTERNAL size_t mcentral_release_unused_pages(mspan *s);
+ * held by the calling thread (its cache owns it, or it has taken s off its
+ * owner's revisit stack: then others_only, see mspan_next_unused_pages), so
+ * no slot of those pages can be handed out meanwhile.  Spans of one page go
+ * back whole when they empty, and are skipped.  Returns the bytes released. */
+GM_INTERNAL size_t mcentral_release_unused_pages(mspan *s, bool others_only);
 
 GM_INTERNAL void mcentral_lock_all_for_fork(void);
 GM_INTERNAL void mcentral_unlock_all_after_fork(bool child);

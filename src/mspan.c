@@ -193,6 +193,7 @@ bool mspan_set_aside(mspan *s) {
         wait = s->nlive;
     s->nlive_aside = s->nlive - wait + 1;
     s->nlive = wait;
+    s->aside_released = 0;
     return true;
 }
 
@@ -225,31 +226,44 @@ int32_t mspan_recount(mspan *s) {
     return live;
 }
 
-static bool slot_unused(const mspan *s, uint32_t i) {
+/* others_only: freed by another thread and not collected (acquire: that
+ * thread's last writes to the slot come before its free, and so before the
+ * pages are given back).  Else: free in the holder's words, or never handed
+ * out. */
+static bool slot_unused(const mspan *s, uint32_t i, bool others_only) {
     uint64_t bit = (uint64_t)1 << (i & 63);
+    if (others_only)
+        return __atomic_load_n(span_remote_word(s, i >> 6), __ATOMIC_ACQUIRE) & bit;
     uint64_t f = __atomic_load_n(span_free_word(s, i >> 6), __ATOMIC_RELAXED);
     uint64_t ever = __atomic_load_n(span_ever_word(s, i >> 6), __ATOMIC_RELAXED);
     return (f & bit) || !(ever & bit);
 }
 
 /* Every slot that overlaps page pg is unused (a slot may straddle pages). */
-static bool page_unused(const mspan *s, uint32_t pg) {
+static bool page_unused(const mspan *s, uint32_t pg, bool others_only) {
     uintptr_t start = (uintptr_t)pg << GM_PAGE_SHIFT;
     uint32_t first = (uint32_t)(start / s->elemsize);
     uint32_t last = (uint32_t)((start + GM_PAGE_SIZE - 1) / s->elemsize);
     for (uint32_t i = first; i <= last && i < s->nelems; i++)
-        if (!slot_unused(s, i))
+        if (!slot_unused(s, i, others_only))
             return false;
     return true;
 }
 
-uint32_t mspan_next_unused_pages(const mspan *s, uint32_t *from) {
+uint32_t mspan_next_unused_pages(const mspan *s, uint32_t *from, bool others_only) {
     uint32_t pg = *from, n = 0;
-    while (pg < s->npages && !page_unused(s, pg))
+    while (pg < s->npages && !page_unused(s, pg, others_only))
         pg++;
-    while (pg + n < s->npages && page_unused(s, pg + n))
+    while (pg + n < s->npages && page_unused(s, pg + n, others_only))
         n++;
     *from = pg;
+    return n;
+}
+
+uint32_t mspan_count_remote(const mspan *s) {
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < used_words(s); w++)
+        n += gm_popcount64(__atomic_load_n(span_remote_word(s, w), __ATOMIC_RELAXED));
     return n;
 }
 

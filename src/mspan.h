@@ -74,6 +74,9 @@ typedef struct mspan {
     uint32_t full __attribute__((aligned(64))); /* 1: set aside full, owner wants a call */
     uint32_t npages;
     int32_t nlive_aside;   /* owner: while set aside, 1 + the real nlive minus nlive; else 0 */
+    uint32_t aside_released; /* while set aside: other threads' frees counted when its
+                              * pages were last released for an idle owner (written by
+                              * whoever holds it off the revisit stack) */
     struct mspan *next, *prev;  /* holder's list (owner, mcentral, mheap) */
     struct mspan *revisit_next; /* link in the owner's revisit stack */
     uint32_t *tiny_alloc;  /* tiny spans: per block, piece starts | piece ends << 16 */
@@ -274,8 +277,18 @@ GM_INTERNAL bool mspan_reclaim_set_aside(mspan *s);
  * out (frees by other threads not yet collected count as in use).  Returns
  * the run's length in pages (0: none) and sets *from to its first page.
  * Only the span's holder may give such pages back, since only it hands
- * their slots out; they read as zero afterwards, which no free slot minds. */
-GM_INTERNAL uint32_t mspan_next_unused_pages(const mspan *s, uint32_t *from);
+ * their slots out; they read as zero afterwards, which no free slot minds.
+ *
+ * With others_only, a slot counts as unused only if another thread freed it
+ * and the holder has not collected that free yet: what a thread may release
+ * in a set-aside span it has taken off its owner's revisit stack.  While the
+ * span is off the stack its owner collects nothing from it, and of its
+ * slots hands out only those it freed itself (the reuse ring).
+ */
+GM_INTERNAL uint32_t mspan_next_unused_pages(const mspan *s, uint32_t *from, bool others_only);
+
+/* Frees by other threads not yet collected (the bits in remote[]). */
+GM_INTERNAL uint32_t mspan_count_remote(const mspan *s);
 
 /* Ownership changes (mcache, mcentral under its lock, fork). */
 GM_INTERNAL void mspan_set_owner(mspan *s, struct mcache *owner);

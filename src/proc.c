@@ -141,6 +141,53 @@ static void thread_exit(void *arg) {
     gm_unlock(&registry_lock);
 }
 
+/* ---- idle threads ---- */
+
+/* How often caches are looked at for idleness: a cache that did not refill
+ * between two looks (so for at least this long) counts as idle. */
+#define IDLE_LOOK_NS ((uint64_t)100000000)
+/* Idle caches handled per look; the others wait for the next. */
+#define IDLE_PER_LOOK 16
+
+static uint64_t last_idle_look; /* atomic */
+
+size_t proc_release_idle_caches(void) {
+    uint64_t now = gm_nanotime(), last = __atomic_load_n(&last_idle_look, __ATOMIC_RELAXED);
+    if (now - last < IDLE_LOOK_NS ||
+        !__atomic_compare_exchange_n(&last_idle_look, &last, now, false, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED))
+        return 0;
+    mcache *idle[IDLE_PER_LOOK];
+    int n = 0;
+    gm_lock(&registry_lock);
+    for (mcache *mc = registry; mc; mc = mc->next_all) {
+        uint64_t refills = __atomic_load_n(&mc->refills, __ATOMIC_RELAXED);
+        if (refills != mc->idle_mark)
+            mc->idle_mark = refills;
+        else if (mc != gm_tls.mcache && n < IDLE_PER_LOOK &&
+                 __atomic_load_n(&mc->revisit, __ATOMIC_RELAXED))
+            idle[n++] = mc;
+    }
+    gm_unlock(&registry_lock);
+    /* Outside the lock (madvise).  Cache structs are never unmapped, and
+     * one that has since been retired or reused is still safe to ask: its
+     * revisit stack holds only spans of its current owner, if any. */
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++)
+        bytes += mcache_release_idle_pages(idle[i]);
+    return bytes;
+}
+
+size_t proc_release_others_pages(void) {
+    size_t bytes = 0;
+    gm_lock(&registry_lock);
+    for (mcache *mc = registry; mc; mc = mc->next_all)
+        if (mc != gm_tls.mcache)
+            bytes += mcache_release_idle_pages(mc);
+    gm_unlock(&registry_lock);
+    return bytes;
+}
+
 mcache *proc_own_cache(void) {
     mcache *mc = gm_tls.mcache;
     if (mc->kind == MCACHE_BOOTSTRAP) {
@@ -262,7 +309,13 @@ __attribute__((constructor(101))) static void init_at_load(void) {
     mheap_start_background();
 }
 
-static void reclaim_unowned(void) { mcentral_reclaim(); }
+/* The heap is idle (the background scavenger's idle work): unowned spans
+ * emptied by remote frees go back, and so do the pages idle threads' spans
+ * hold only freed objects in. */
+static void reclaim_unowned(void) {
+    mcentral_reclaim();
+    proc_release_idle_caches();
+}
 
 bool mcache_global_init(void) {
     if (likely(__atomic_load_n(&initialized, __ATOMIC_ACQUIRE)))

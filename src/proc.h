@@ -23,6 +23,18 @@ GM_INTERNAL void *proc_alloc_without_cache(mcache *mc, unsigned spc, size_t tiny
  * cache while the thread exits. */
 GM_INTERNAL mcache *proc_own_cache(void);
 
+/* Threads that stopped calling the allocator keep their spans (only a
+ * span's owner may move it), and other threads' frees into them are
+ * collected only when the owner refills.  At most every IDLE_LOOK_NS (proc.c)
+ * this looks at every cache: one that has not refilled since the previous
+ * look gives back the pages of its set-aside spans that only freed objects
+ * occupy (mcache_release_idle_pages).  Called on refills and by the
+ * background scavenger when the heap is idle.  Returns the bytes released. */
+GM_INTERNAL size_t proc_release_idle_caches(void);
+/* The same for every other thread's cache, idle or not (malloc_trim): the
+ * registry lock is held throughout. */
+GM_INTERNAL size_t proc_release_others_pages(void);
+
 /* Frees by threads without a cache of their own, for the statistics. */
 GM_INTERNAL void proc_count_shared_free(unsigned spc);
 GM_INTERNAL void proc_count_shared_tiny_free(void);

@@ -3,7 +3,9 @@
  * options, while it makes no allocator call at all.
  *
  * For each way of freeing (small objects, large objects, small objects
- * freed by another thread that then exits), 512 MiB is allocated and written,
+ * freed by another thread that then exits, and small objects the main thread
+ * allocated, freed by another thread while the main thread lives on and
+ * makes no call: its spans stay its own), 512 MiB is allocated and written,
  * then freed; from then on the program only reads /proc/self/statm (with
  * open/read, no stdio, no malloc) and sleeps.  The resident set must come
  * back within 64 MiB of where it started before a generous deadline (the
@@ -79,6 +81,11 @@ static int scenario(const char *name) {
     } else if (strcmp(name, "large") == 0) {
         alloc_all(LARGE, NLARGE);
         free_all(NLARGE);
+    } else if (strcmp(name, "remote") == 0) { /* the owner stays, idle */
+        alloc_all(SMALL, NSMALL);
+        pthread_t t;
+        pthread_create(&t, NULL, thread_free, NULL);
+        pthread_join(t, NULL);
     } else { /* allocated by one thread, freed by another, both gone */
         pthread_t t;
         pthread_create(&t, NULL, thread_fill, NULL);
@@ -102,10 +109,10 @@ static int scenario(const char *name) {
 }
 
 int main(int argc, char **argv) {
-    const char *names[] = {"small", "large", "thread"};
+    const char *names[] = {"small", "large", "thread", "remote"};
     if (argc > 1)
         return scenario(argv[1]);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         pid_t pid = fork();
         if (pid == 0) {
             execl("/proc/self/exe", argv[0], names[i], (char *)NULL);

@@ -12,12 +12,18 @@
  *     (spans left with no live object, and the pages inside live spans
  *     that hold none): RSS drops by at least a quarter of the bytes freed,
  *     and the live objects are intact.
+ *  c. Another thread's memory: a thread allocates 256 MiB of 1000-byte
+ *     objects and waits; the main thread frees them all.  The spans stay the
+ *     waiting thread's (only it may move them), but malloc_trim(0) in the
+ *     main thread must give back the pages those frees emptied: RSS drops
+ *     by at least half the bytes freed.
  * The measured numbers are printed.
  *
  * Linked with build/libgomalloc.so.
  */
 #define _GNU_SOURCE
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,8 +124,65 @@ static void fragmented(void) {
     free(v);
 }
 
+static char **other_objs;
+static size_t other_n;
+static pthread_mutex_t other_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t other_cv = PTHREAD_COND_INITIALIZER;
+static int other_stage; /* 1: allocated; 2: may exit */
+
+static void *other_owner(void *arg) {
+    (void)arg;
+    for (size_t i = 0; i < other_n; i++) {
+        other_objs[i] = malloc(FRAG_SIZE);
+        if (other_objs[i])
+            memset(other_objs[i], 0x3c, FRAG_SIZE);
+    }
+    pthread_mutex_lock(&other_mu);
+    other_stage = 1;
+    pthread_cond_broadcast(&other_cv);
+    while (other_stage != 2)
+        pthread_cond_wait(&other_cv, &other_mu);
+    pthread_mutex_unlock(&other_mu);
+    return NULL;
+}
+
+static void other_threads_spans(void) {
+    other_n = FRAG_BYTES / FRAG_SIZE;
+    other_objs = calloc(other_n, sizeof *other_objs);
+    CHECK(other_objs != NULL);
+    if (!other_objs)
+        return;
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, other_owner, NULL) == 0);
+    pthread_mutex_lock(&other_mu);
+    while (other_stage != 1)
+        pthread_cond_wait(&other_cv, &other_mu);
+    pthread_mutex_unlock(&other_mu);
+    size_t freed = 0;
+    for (size_t i = 0; i < other_n; i++) {
+        CHECK(other_objs[i] != NULL && other_objs[i][FRAG_SIZE - 1] == 0x3c);
+        free(other_objs[i]);
+        freed += FRAG_SIZE;
+    }
+    size_t rss1 = gmt_rss();
+    malloc_trim(0);
+    size_t rss2 = gmt_rss();
+    check_say("test_trim: c. %.0f MiB freed by another thread than their owner, which waits: "
+              "RSS %.1f -> %.1f MiB\n", mib(freed), mib(rss1), mib(rss2));
+    CHECK_MSG(rss1 >= rss2 + freed / 2,
+              "another thread's spans: malloc_trim gave back %.1f MiB of RSS, %.1f MiB freed",
+              mib(rss1 > rss2 ? rss1 - rss2 : 0), mib(freed));
+    pthread_mutex_lock(&other_mu);
+    other_stage = 2;
+    pthread_cond_broadcast(&other_cv);
+    pthread_mutex_unlock(&other_mu);
+    pthread_join(t, NULL);
+    free(other_objs);
+}
+
 int main(void) {
     small_objects();
     fragmented();
+    other_threads_spans();
     return check_done("test_trim");
 }

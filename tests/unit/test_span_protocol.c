@@ -26,7 +26,13 @@
  *  9. the reuse ring of the classes above 1 KiB: the owner's frees come
  *     back newest first, a remote free does not enter it, and a stale entry
  *     (its span now a spare, or another thread's, or its slot handed out by
- *     the bitmap) is dropped, never handed out.
+ *     the bitmap) is dropped, never handed out;
+ * 10. an idle owner: another thread takes the set-aside spans off its
+ *     revisit stack and gives back the pages that only other threads' frees
+ *     emptied (not a page holding a live slot, nor one holding a slot the
+ *     owner freed itself, which its ring may hand out again), once per new
+ *     free; the spans go back on the stack, and the owner's next refill
+ *     collects those frees and hands the slots out again.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -311,6 +317,115 @@ static void test_reuse_ring(void) {
     mcache_reset(&B, MCACHE_OWN);
 }
 
+/* 10: an idle owner's pages. */
+static bool slot_in(mspan *s, void *p, uint32_t *idx) {
+    if (span_of(p) != s)
+        return false;
+    *idx = (uint32_t)(((uintptr_t)p - s->base) / SIZE);
+    return true;
+}
+
+/* Fills a span of the current thread's alone with 8 objects (mcache may
+ * hand out a span holding earlier objects first: those go to before[]). */
+static mspan *fill_fresh_span(unsigned char **p, void **before, int *nbefore) {
+    for (;;) {
+        p[0] = gm_malloc(SIZE);
+        mspan *t = span_of(p[0]);
+        if ((uintptr_t)p[0] == t->base && t->nlive == SPAN_CURRENT_BIAS + 1)
+            break;
+        CHECK(*nbefore < 64);
+        before[(*nbefore)++] = p[0];
+    }
+    for (int i = 1; i < 8; i++)
+        p[i] = gm_malloc(SIZE);
+    for (int i = 0; i < 8; i++)
+        memset(p[i], 0xab, SIZE);
+    mspan *s = span_of(p[0]);
+    CHECK(s->nelems == 8 && s->npages == 2 && span_of(p[7]) == s); /* slots 0-3: page 0 */
+    return s;
+}
+
+static void test_idle_owner(void) {
+    uint64_t at_start = spans_in_use(); /* earlier steps' objects */
+    unsigned char *p[8];
+    void *before[64];
+    int nbefore = 0;
+    as(&A);
+    mspan *s = fill_fresh_span(p, before, &nbefore);
+    void *q = gm_malloc(SIZE);
+    CHECK(s->where == SPAN_FULL);
+
+    as(&B);
+    CHECK(mcache_release_idle_pages(&A) == 0); /* nothing pushed yet */
+    gm_free(p[0]);
+    gm_free(p[1]);
+    gm_free(p[2]);
+    CHECK(A.revisit == s);
+    CHECK(mcache_release_idle_pages(&A) == 0); /* slot 3 is live */
+    CHECK(A.revisit == s && s->revisit_next == NULL && s->aside_released == 3);
+    CHECK(p[0][0] == 0xab);
+
+    gm_free(p[3]);
+    gm_free(p[4]);
+    as(&A);
+    gm_free(p[5]); /* the owner's own free: A's ring may hand it out */
+    as(&B);
+    CHECK(mcache_release_idle_pages(&A) == GM_PAGE_SIZE); /* page 0 only */
+    CHECK(p[0][0] == 0 && p[3][SIZE - 1] == 0);           /* given back: zero */
+    CHECK(p[4][0] == 0xab && p[5][0] == 0xab && p[7][0] == 0xab);
+    CHECK(A.revisit == s && s->revisit_next == NULL && s->where == SPAN_FULL);
+    CHECK(mcache_release_idle_pages(&A) == 0); /* no free since */
+
+    /* A wakes up: its ring first (slot 5), then the current span's 7 free
+     * slots, then the refill that drains the revisit stack, collects the
+     * five remote frees and hands out slots 0-4 */
+    as(&A);
+    uint32_t seen = 0, idx;
+    void *got[13];
+    for (int i = 0; i < 13; i++) {
+        got[i] = gm_malloc(SIZE);
+        memset(got[i], 0xcd, SIZE);
+        if (slot_in(s, got[i], &idx)) {
+            CHECK(!(seen & (1u << idx)));
+            seen |= 1u << idx;
+        }
+    }
+    CHECK(seen == 0x3f && A.revisit == NULL);
+    CHECK(s->where == SPAN_CURRENT && s->nlive - SPAN_CURRENT_BIAS == 8);
+    CHECK(p[6][0] == 0xab && p[7][SIZE - 1] == 0xab);
+
+    /* a set-aside span that other threads emptied is collected when its
+     * owner drains the stack, and goes back at once (malloc_trim drains it
+     * here, and gives the spares back) */
+    unsigned char *r[8];
+    mspan *s3 = fill_fresh_span(r, before, &nbefore);
+    void *r9 = gm_malloc(SIZE);
+    CHECK(s3->where == SPAN_FULL);
+    as(&B);
+    for (int i = 0; i < 8; i++)
+        gm_free(r[i]);
+    CHECK(A.revisit == s3);
+    uint64_t n = spans_in_use();
+    as(&A);
+    mcache_trim();
+    CHECK(spans_in_use() == n - 1);
+
+    for (int i = 0; i < 13; i++)
+        gm_free(got[i]);
+    gm_free(p[6]);
+    gm_free(p[7]);
+    gm_free(q);
+    gm_free(r9);
+    for (int i = 0; i < nbefore; i++)
+        gm_free(before[i]);
+    mcache_release_all(&A);
+    mcache_release_all(&B);
+    mcentral_reclaim();
+    CHECK(spans_in_use() == at_start);
+    mcache_reset(&A, MCACHE_OWN);
+    mcache_reset(&B, MCACHE_OWN);
+}
+
 static void ring_owner_twice(void) {
     as(&A);
     void *p = gm_malloc(RING_SIZE);
@@ -431,5 +546,6 @@ int main(void) {
     test_reuse_ring();
     expect_double_free("owner twice, in the reuse ring", ring_owner_twice);
     expect_double_free("reuse ring then remote", ring_then_remote);
+    test_idle_owner();
     return check_done("span_protocol");
 }
