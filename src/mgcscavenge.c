@@ -28,10 +28,13 @@
  * is paid by that thread's allocation: in a virtual machine a release of
  * 1 MiB took 50-100 us, but now and then several ms (the TLB flush waits for
  * the other CPUs), which is why the headroom excess left by a large free is
- * the thread's to return, at its pace.  Work done to keep a soft limit is
- * further capped at ASSIST_CPU_PERCENT of the time, as Go's CPU limiter caps
- * scavenging assists, so a limit below the live set degrades gracefully
- * instead of thrashing.  A hard limit
+ * the thread's to return.  While the program uses the heap the thread does
+ * not take the heap lock for that: the heap operation that finds the excess
+ * takes runs of it for the thread (hand_off_locked, the release slots
+ * below), and a later one gives them back released.  Work done to keep a
+ * soft limit is further capped at ASSIST_CPU_PERCENT of the time, as Go's
+ * CPU limiter caps scavenging assists, so a limit below the live set
+ * degrades gracefully instead of thrashing.  A hard limit
  * (GOMALLOC_MEMLIMIT_HARD=1) is not capped, and an allocation that would put
  * the pages in use over it fails with ENOMEM.
  *
@@ -39,7 +42,9 @@
  * background scavenger: it works for at most 1% of the time while the
  * program uses the heap, 25% while the heap has been idle for a whole
  * BG_TICK_NS (nothing else wants the time then, and an idle program should
- * get its memory back within about a second), in bursts of at most
+ * get its memory back within about a second) or while it has runs handed
+ * over (the excess, which the program's threads would otherwise release), in
+ * bursts of at most
  * BG_BURST_NS with rests in proportion.  It runs at SCHED_IDLE: only on a
  * CPU nothing else wants, and it gives the CPU up the moment a program
  * thread wakes.  A releasing thread can hold its CPU far longer than its
@@ -125,11 +130,25 @@ static bool limit_hard;
 static uint64_t refused_at;
 static bool ever_refused;
 static uint64_t assist_window, assist_ns; /* soft-limit assist time in this window */
-/* Runs taken for release right now.  A fork() in the middle of a release
- * would leave them taken for good in the child, which has no thread to
- * give them back: the child handler returns them (as dirty). */
+/* Runs taken for release right now, each in a slot:
+ *   FREE -> BUSY      under the heap lock: a thread takes a run to release
+ *                     it itself (then BUSY -> FREE under the lock again);
+ *   FREE -> HANDED    under the heap lock: a heap operation takes a run
+ *                     for the background thread (hand_off_locked);
+ *   HANDED -> BUSY    a CAS, no lock: whoever releases it (the background
+ *                     thread, or malloc_trim);
+ *   BUSY -> DONE / REFUSED   release store, no lock: madvise succeeded or not;
+ *   DONE / REFUSED -> FREE   under the heap lock: the run goes back to the
+ *                     page allocator, released or dirty (return_done_locked).
+ * The acquire/release pairs on `state` order the run's fields with it.  A
+ * fork() in the middle of a release would leave runs taken for good in the
+ * child, which has no thread to give them back: the child handler returns
+ * every slot's run (as dirty). */
 #define INFLIGHT_MAX 16
-static struct { uintptr_t addr; size_t npages; } inflight[INFLIGHT_MAX];
+enum { SLOT_FREE, SLOT_BUSY, SLOT_HANDED, SLOT_DONE, SLOT_REFUSED };
+static struct { uintptr_t addr; size_t npages; int state; } inflight[INFLIGHT_MAX];
+/* Runs handed to the background thread at most (2 MiB each). */
+#define HAND_MAX 4
 
 /* atomic */
 static int pending;           /* PENDING_*: what the last heap operation left over */
@@ -142,6 +161,8 @@ static int bg_state;          /* BG_*; acquire/release between starter and threa
 static void (*idle_work)(void);
 static int bg_word;           /* futex the thread sleeps on */
 static uint64_t bg_last_turn; /* when the thread last woke and ran */
+static int slots_handed;      /* slots HANDED */
+static int slots_done;        /* slots DONE or REFUSED */
 
 /* ---- the memory limit from the cgroup ---- */
 
@@ -270,13 +291,99 @@ bool scav_admit_locked(size_t inuse_pages, size_t npages) {
     return !limit_hard || inuse_pages + npages <= limit_pages;
 }
 
+/* ---- release slots ---- */
+
+/* A free slot, or -1.  [heap] */
+static int free_slot_locked(void) {
+    for (int i = 0; i < INFLIGHT_MAX; i++)
+        if (__atomic_load_n(&inflight[i].state, __ATOMIC_RELAXED) == SLOT_FREE)
+            return i;
+    return -1;
+}
+
+/* Runs released without the lock go back to the page allocator.  [heap] */
+static void return_done_locked(void) {
+    if (!__atomic_load_n(&slots_done, __ATOMIC_RELAXED))
+        return;
+    for (int i = 0; i < INFLIGHT_MAX; i++) {
+        int st = __atomic_load_n(&inflight[i].state, __ATOMIC_ACQUIRE);
+        if (st != SLOT_DONE && st != SLOT_REFUSED)
+            continue;
+        pagealloc_scav_return(inflight[i].addr, inflight[i].npages, st == SLOT_DONE);
+        if (st == SLOT_REFUSED)
+            ever_refused = true, refused_at = gm_nanotime();
+        __atomic_store_n(&inflight[i].state, SLOT_FREE, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&slots_done, 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* Releases the runs heap operations handed over, with no lock held, until
+ * none is left or max_ns has passed.  Returns the pages released. */
+static size_t release_handed(uint64_t max_ns) {
+    uint64_t t0 = gm_nanotime();
+    size_t done = 0;
+    for (int i = 0; i < INFLIGHT_MAX; i++) {
+        int st = SLOT_HANDED;
+        if (!__atomic_compare_exchange_n(&inflight[i].state, &st, SLOT_BUSY, false,
+                                         __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            continue;
+        __atomic_fetch_sub(&slots_handed, 1, __ATOMIC_RELAXED);
+        size_t n = inflight[i].npages;
+        bool ok = os_release((void *)inflight[i].addr, n << GM_PAGE_SHIFT);
+        __atomic_fetch_add(&slots_done, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&inflight[i].state, ok ? SLOT_DONE : SLOT_REFUSED, __ATOMIC_RELEASE);
+        if (ok) {
+            done += n;
+            __atomic_fetch_add(&released, (uint64_t)n << GM_PAGE_SHIFT, __ATOMIC_RELAXED);
+        }
+        if (gm_nanotime() - t0 >= max_ns)
+            break;
+    }
+    return done;
+}
+
+/* A heap operation left dirty pages over the headroom while the background
+ * thread runs: it takes runs of them for the thread (HAND_MAX outstanding
+ * at most) and wakes it.  The thread then releases them without taking the
+ * heap lock while the program uses the heap: at SCHED_IDLE it may lose its
+ * CPU at any moment, and a program thread would wait on a lock it held for
+ * as long as the CPUs stay busy (waits of 100 ms were seen).  [heap] */
+static void hand_off_locked(size_t excess) {
+    if (ever_refused && gm_nanotime() - refused_at < RELEASE_RETRY_NS)
+        return; /* the kernel refused lately: ask again later, as scavenge() does */
+    bool handed = false;
+    while (excess && __atomic_load_n(&slots_handed, __ATOMIC_RELAXED) < HAND_MAX) {
+        int slot = free_slot_locked();
+        uintptr_t addr = 0;
+        size_t n = slot < 0 ? 0
+                            : pagealloc_scav_take(excess < STEP_PAGES ? excess : STEP_PAGES,
+                                                  UINT64_MAX, gm_opt.thp != GM_THP_NEVER, &addr);
+        if (!n)
+            break;
+        inflight[slot].addr = addr;
+        inflight[slot].npages = n;
+        __atomic_fetch_add(&slots_handed, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&inflight[slot].state, SLOT_HANDED, __ATOMIC_RELEASE);
+        excess = n < excess ? excess - n : 0;
+        handed = true;
+    }
+    if (handed && !__atomic_exchange_n(&bg_word, 1, __ATOMIC_RELAXED))
+        os_futex_wake(&bg_word);
+}
+
 void scav_note_locked(size_t inuse_pages) {
     inuse = inuse_pages;
     if (inuse > peak_cur)
         peak_cur = inuse;
     __atomic_store_n(&heap_ops, heap_ops + 1, __ATOMIC_RELAXED);
+    return_done_locked();
     bool by_limit;
-    bool work = dirty_pages() > headroom_locked(&by_limit);
+    size_t dirty = dirty_pages(), keep = headroom_locked(&by_limit);
+    if (dirty > keep && !by_limit && __atomic_load_n(&bg_state, __ATOMIC_RELAXED) == BG_RUNNING) {
+        hand_off_locked(dirty - keep);
+        dirty = dirty_pages();
+    }
+    bool work = dirty > keep;
     int p = !work ? PENDING_NONE : by_limit ? PENDING_LIMIT : PENDING_HEADROOM;
     if (p != __atomic_load_n(&pending, __ATOMIC_RELAXED))
         __atomic_store_n(&pending, p, __ATOMIC_RELAXED);
@@ -300,9 +407,10 @@ enum { MODE_ASSIST, MODE_BACKGROUND, MODE_TRIM };
  * after max_ns; returns pages released.  No lock held. */
 static size_t scavenge(int mode, bool aged, size_t max_pages, uint64_t max_ns) {
     uint64_t t0 = gm_nanotime();
-    size_t done = 0;
+    size_t done = mode == MODE_TRIM ? release_handed(UINT64_MAX) : 0;
     while (done < max_pages) {
         mheap_lock();
+        return_done_locked();
         uint64_t now = gm_nanotime();
         scav_work w = { 0, 0, false, false };
         if (mode == MODE_TRIM) {
@@ -323,14 +431,14 @@ static size_t scavenge(int mode, bool aged, size_t max_pages, uint64_t max_ns) {
         size_t want = w.pages < max_pages - done ? w.pages : max_pages - done;
         uintptr_t addr = 0;
         size_t n = 0;
-        int slot = 0;
-        while (slot < INFLIGHT_MAX && inflight[slot].npages)
-            slot++;
-        if (want && slot < INFLIGHT_MAX)
+        int slot = free_slot_locked();
+        if (want && slot >= 0)
             n = pagealloc_scav_take(want < STEP_PAGES ? want : STEP_PAGES, w.older_than,
                                     w.keep_dense && gm_opt.thp != GM_THP_NEVER, &addr);
-        if (n)
+        if (n) {
             inflight[slot].addr = addr, inflight[slot].npages = n;
+            __atomic_store_n(&inflight[slot].state, SLOT_BUSY, __ATOMIC_RELAXED);
+        }
         if (!n) {
             if (mode != MODE_TRIM) /* the next heap operation looks again */
                 __atomic_store_n(&pending, PENDING_NONE, __ATOMIC_RELAXED);
@@ -342,7 +450,7 @@ static size_t scavenge(int mode, bool aged, size_t max_pages, uint64_t max_ns) {
         bool ok = os_release((void *)addr, n << GM_PAGE_SHIFT);
         uint64_t t2 = gm_nanotime();
         mheap_lock();
-        inflight[slot].npages = 0;
+        __atomic_store_n(&inflight[slot].state, SLOT_FREE, __ATOMIC_RELAXED);
         pagealloc_scav_return(addr, n, ok);
         if (!ok)
             ever_refused = true, refused_at = t2;
@@ -430,8 +538,17 @@ static void *bg_main(void *arg) {
             if (idle && work)
                 work();
         }
-        unsigned pct = idle ? BG_IDLE_PERCENT : BG_BUSY_PERCENT;
-        size_t done = scavenge(MODE_BACKGROUND, true, SIZE_MAX, BG_BURST_NS);
+        /* A busy heap: the runs heap operations handed over first, at the
+         * idle pace (they are the headroom excess, the work the program's
+         * threads would otherwise do); then aged pages, taking the heap
+         * lock, at the busy pace. */
+        bool handed = __atomic_load_n(&slots_handed, __ATOMIC_RELAXED) != 0;
+        unsigned pct = idle || handed ? BG_IDLE_PERCENT : BG_BUSY_PERCENT;
+        size_t done = 0;
+        if (!idle)
+            done = release_handed(BG_BURST_NS);
+        if (!done && (idle || __atomic_load_n(&pending, __ATOMIC_RELAXED) == PENDING_NONE))
+            done = scavenge(MODE_BACKGROUND, true, SIZE_MAX, BG_BURST_NS);
         ops_seen = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED); /* after our own frees */
         /* Go's pacing: after t of work, rest t * (100 - pct) / pct; with
          * nothing to do, a tick. */
@@ -439,7 +556,9 @@ static void *bg_main(void *arg) {
         rest = spent * (100 - pct) / pct;
         if (!done || rest > BG_TICK_NS)
             rest = BG_TICK_NS;
-        next_work = now + spent + rest;
+        /* an early wake after a round with nothing to do (a hand-off, the
+         * memory limit) is served at once */
+        next_work = done ? now + spent + rest : 0;
     }
     return NULL;
 }
@@ -473,10 +592,11 @@ static void fork_child(void) {
     os_fork_child();
     mheap_lock(); /* reset by the allocator's own child handler, which ran first */
     for (int i = 0; i < INFLIGHT_MAX; i++) {
-        if (inflight[i].npages)
+        if (inflight[i].state != SLOT_FREE)
             pagealloc_scav_return(inflight[i].addr, inflight[i].npages, false);
-        inflight[i].npages = 0;
+        inflight[i].state = SLOT_FREE;
     }
+    slots_handed = slots_done = 0;
     mheap_unlock();
     if (__atomic_load_n(&bg_state, __ATOMIC_RELAXED) == BG_OFF)
         return;

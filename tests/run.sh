@@ -172,6 +172,13 @@ T_unit_pagealloc() {
         run 180 "$OUT/test_pagealloc"
 }
 
+T_unit_release_slots() {
+    local srcs=()
+    for f in "${GM_SRCS[@]}"; do [ "$f" = src/mgcscavenge.c ] || srcs+=("$f"); done
+    build "$CC" $SRC_CFLAGS -DGM_FAULT_INJECT -O1 -g tests/unit/test_release_slots.c "${srcs[@]}" \
+        -o "$OUT/test_release_slots" &&
+        run 120 GOMALLOC_BACKGROUND=0 "$OUT/test_release_slots"
+}
 T_unit_span_protocol() {
     build "$CC" $SRC_CFLAGS -O1 -g tests/unit/test_span_protocol.c "${GM_SRCS[@]}" \
         -o "$OUT/test_span_protocol" &&
@@ -382,7 +389,7 @@ T_release() {
         run 120 GOMALLOC_SCAVENGE_DELAY_MS=100 "$OUT/test_release"
 }
 T_trim() {
-    need_lib && build "$CC" $TEST_CFLAGS tests/release/test_trim.c -o "$OUT/test_trim" \
+    need_lib && build "$CC" $TEST_CFLAGS -pthread tests/release/test_trim.c -o "$OUT/test_trim" \
         "$LIB" $RPATH &&
         run 120 GOMALLOC_BACKGROUND=0 "$OUT/test_trim"
 }
@@ -475,7 +482,7 @@ TESTS=(
     fuzz stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan
     api_gm_ubsan stress_gm prog_gcc api_preload api_static api_gm prog_git prog_python
     prog_perl thread_exit pagecache release trim early cxx cxx_link cxx_new_preload options launcher install
-    deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol
+    deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol unit_release_slots
     unit_pagealloc calloc_refused window death unit_sizeclasses
     api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default span_guard idle_release
     limits_soft limits_hard limits_hardenv limits_huge limits_cgroup fork_scavenger crowded ulimit thp
