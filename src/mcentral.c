@@ -173,9 +173,10 @@ size_t mcentral_reclaim(void) {
         mspan *freed = NULL;
         gm_lock(&c->lock);
         drain_revisit(c, &freed);
-        /* Re-filing pushes onto the list being walked: detach it first. */
+        /* Re-filing pushes onto the list being walked: detach it first.
+         * The head is stored atomically: it is read without the lock. */
         mspan *s = c->partial;
-        c->partial = NULL;
+        __atomic_store_n(&c->partial, NULL, __ATOMIC_RELAXED);
         while (s) {
             mspan *next = s->next;
             s->next = s->prev = NULL;

@@ -10,6 +10,12 @@
  * - Workers end after a random number of operations and the main thread
  *   starts a new one in their slot while the others run, so spans of exited
  *   threads are freed into by live ones.
+ * - The main thread is an idle owner: every FEED_S it allocates FEED_OBJS
+ *   objects, hands them to the workers to free, and otherwise makes no
+ *   allocator call, so other threads give back the pages their frees empty
+ *   in its spans while it sleeps, and its next batch reuses those slots.
+ *   Workers now and then call malloc_trim, which does the same for every
+ *   thread, busy or not.
  * - The main thread forks while the workers allocate; each child must
  *   malloc and free a lot (and start a thread of its own) and exit 0; the
  *   parent waits with a timeout.
@@ -41,6 +47,9 @@
 #define MAX_SLOTS 16
 #define QCAP 4096
 #define HELD 512
+#define FEED_OBJS 300
+#define FEED_S 0.25
+#define TRIM_EVERY 20000 /* operations of a worker, on average */
 
 static double opt_seconds = 12;
 static int opt_slots = 6;
@@ -271,6 +280,8 @@ static void *worker(void *arg) {
         } else if (act < 95 && nheld > 0) {
             int k = (int)(gmt_rand(&rng) % (uint64_t)nheld);
             obj_realloc(&held[k], &rng, "local realloc");
+        } else if (gmt_rand(&rng) % (TRIM_EVERY / 5) == 0) {
+            API(malloc_trim)(0);
         } else {
             remote += drain(me, &rng);
         }
@@ -301,6 +312,23 @@ static void start_worker(int i, uint64_t *rng) {
     }
     s->running = 1;
     total_threads++;
+}
+
+/* ---- the idle owner ---- */
+
+static unsigned long total_fed;
+
+/* The main thread allocates a batch and hands it all to the workers. */
+static void feed_workers(uint64_t *rng) {
+    for (int k = 0; k < FEED_OBJS; k++) {
+        struct obj o = new_obj(rng);
+        if (!o.p)
+            continue;
+        if (!q_push((int)(gmt_rand(rng) % (uint64_t)opt_slots), o))
+            obj_free(&o, "feed free (queue full)");
+        else
+            total_fed++;
+    }
 }
 
 /* ---- fork ---- */
@@ -415,7 +443,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < MAX_SLOTS; i++)
         pthread_mutex_init(&queues[i].mu, NULL);
 
-    double t0 = gmt_now(), next_fork = t0 + 0.3;
+    double t0 = gmt_now(), next_fork = t0 + 0.3, next_feed = t0;
     uint64_t rng = 4242;
     for (int i = 0; i < opt_slots; i++)
         start_worker(i, &rng);
@@ -427,6 +455,10 @@ int main(int argc, char **argv) {
                 slots[i].running = 0;
                 start_worker(i, &rng);
             }
+        }
+        if (gmt_now() > next_feed) {
+            feed_workers(&rng);
+            next_feed = gmt_now() + FEED_S;
         }
         if (opt_fork && gmt_now() > next_fork) {
             do_fork(forks++);
@@ -443,8 +475,8 @@ int main(int argc, char **argv) {
         total_remote += drain(i, &rng);
     alarm(0);
     check_say("test_stress (%s): %.1fs, %d slots, %lu threads, %lu ops, %lu cross-thread frees, "
-              "%lu remote reallocs, %lu forks\n",
+              "%lu remote reallocs, %lu forks, %lu objects fed by the main thread\n",
               API_NAME[0] ? "gm_" : "standard", gmt_now() - t0, opt_slots, total_threads,
-              total_ops, total_remote, total_reallocs, total_forks);
+              total_ops, total_remote, total_reallocs, total_forks, total_fed);
     return check_done("test_stress");
 }
