@@ -538,15 +538,14 @@ static void *bg_main(void *arg) {
             if (idle && work)
                 work();
         }
-        /* A busy heap: the runs heap operations handed over first, at the
-         * idle pace (they are the headroom excess, the work the program's
-         * threads would otherwise do); then aged pages, taking the heap
-         * lock, at the busy pace. */
+        /* The runs heap operations handed over first, at the idle pace
+         * (they are the headroom excess, the work the program's threads
+         * would otherwise do).  Then, taking the heap lock, aged pages at
+         * the busy pace while the program uses the heap, everything once
+         * it is idle; the excess is left to the hand-offs while it is busy. */
         bool handed = __atomic_load_n(&slots_handed, __ATOMIC_RELAXED) != 0;
         unsigned pct = idle || handed ? BG_IDLE_PERCENT : BG_BUSY_PERCENT;
-        size_t done = 0;
-        if (!idle)
-            done = release_handed(BG_BURST_NS);
+        size_t done = release_handed(BG_BURST_NS);
         if (!done && (idle || __atomic_load_n(&pending, __ATOMIC_RELAXED) == PENDING_NONE))
             done = scavenge(MODE_BACKGROUND, true, SIZE_MAX, BG_BURST_NS);
         ops_seen = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED); /* after our own frees */
