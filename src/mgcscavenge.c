@@ -29,9 +29,9 @@
  * 1 MiB took 50-100 us, but now and then several ms (the TLB flush waits for
  * the other CPUs), which is why the headroom excess left by a large free is
  * the thread's to return.  While the program uses the heap the thread does
- * not take the heap lock for that: the heap operation that finds the excess
- * takes runs of it for the thread (hand_off_locked, the release slots
- * below), and a later one gives them back released.  Work done to keep a
+ * not take the heap lock at all: heap operations take runs for it (the
+ * excess they find, and aged pages when it asks; hand_off_locked, the
+ * release slots below), and later ones give them back released.  Work done to keep a
  * soft limit is further capped at ASSIST_CPU_PERCENT of the time, as Go's
  * CPU limiter caps scavenging assists, so a limit below the live set
  * degrades gracefully instead of thrashing.  A hard limit
@@ -162,6 +162,7 @@ static void (*idle_work)(void);
 static int bg_word;           /* futex the thread sleeps on */
 static uint64_t bg_last_turn; /* when the thread last woke and ran */
 static int slots_handed;      /* slots HANDED */
+static int hand_aged;         /* the thread asks heap operations for aged runs */
 static int slots_done;        /* slots DONE or REFUSED */
 
 /* ---- the memory limit from the cgroup ---- */
@@ -342,33 +343,36 @@ static size_t release_handed(uint64_t max_ns) {
     return done;
 }
 
-/* A heap operation left dirty pages over the headroom while the background
- * thread runs: it takes runs of them for the thread (HAND_MAX outstanding
- * at most) and wakes it.  The thread then releases them without taking the
- * heap lock while the program uses the heap: at SCHED_IDLE it may lose its
- * CPU at any moment, and a program thread would wait on a lock it held for
- * as long as the CPUs stay busy (waits of 100 ms were seen).  [heap] */
-static void hand_off_locked(size_t excess) {
+/* A heap operation, while the background thread runs, takes runs for it to
+ * release (up to `pages` pages, last freed into at or before older_than;
+ * HAND_MAX runs outstanding at most) and wakes it.  So the thread never
+ * takes the heap lock while the program uses the heap: at SCHED_IDLE it
+ * may lose its CPU at any moment, and a program thread would wait on a
+ * lock it held for as long as the CPUs stay busy (waits of 100 ms were
+ * seen).  Returns true if it handed a run over.  [heap] */
+static bool hand_off_locked(size_t pages, uint64_t older_than, bool keep_dense) {
     if (ever_refused && gm_nanotime() - refused_at < RELEASE_RETRY_NS)
-        return; /* the kernel refused lately: ask again later, as scavenge() does */
+        return false; /* the kernel refused lately: ask again later, as scavenge() does */
     bool handed = false;
-    while (excess && __atomic_load_n(&slots_handed, __ATOMIC_RELAXED) < HAND_MAX) {
+    while (pages && __atomic_load_n(&slots_handed, __ATOMIC_RELAXED) < HAND_MAX) {
         int slot = free_slot_locked();
         uintptr_t addr = 0;
         size_t n = slot < 0 ? 0
-                            : pagealloc_scav_take(excess < STEP_PAGES ? excess : STEP_PAGES,
-                                                  UINT64_MAX, gm_opt.thp != GM_THP_NEVER, &addr);
+                            : pagealloc_scav_take(pages < STEP_PAGES ? pages : STEP_PAGES,
+                                                  older_than,
+                                                  keep_dense && gm_opt.thp != GM_THP_NEVER, &addr);
         if (!n)
             break;
         inflight[slot].addr = addr;
         inflight[slot].npages = n;
         __atomic_fetch_add(&slots_handed, 1, __ATOMIC_RELAXED);
         __atomic_store_n(&inflight[slot].state, SLOT_HANDED, __ATOMIC_RELEASE);
-        excess = n < excess ? excess - n : 0;
+        pages = n < pages ? pages - n : 0;
         handed = true;
     }
     if (handed && !__atomic_exchange_n(&bg_word, 1, __ATOMIC_RELAXED))
         os_futex_wake(&bg_word);
+    return handed;
 }
 
 void scav_note_locked(size_t inuse_pages) {
@@ -379,9 +383,22 @@ void scav_note_locked(size_t inuse_pages) {
     return_done_locked();
     bool by_limit;
     size_t dirty = dirty_pages(), keep = headroom_locked(&by_limit);
-    if (dirty > keep && !by_limit && __atomic_load_n(&bg_state, __ATOMIC_RELAXED) == BG_RUNNING) {
-        hand_off_locked(dirty - keep);
-        dirty = dirty_pages();
+    if (__atomic_load_n(&bg_state, __ATOMIC_RELAXED) == BG_RUNNING) {
+        if (dirty <= keep && __atomic_load_n(&hand_aged, __ATOMIC_RELAXED) &&
+            __atomic_load_n(&slots_handed, __ATOMIC_RELAXED) < HAND_MAX) {
+            /* The thread asks (about once a tick): the peaks' window moves
+             * on here too, then aged runs if there is no excess. */
+            uint64_t now = gm_nanotime();
+            roll_window_locked(now);
+            keep = headroom_locked(&by_limit);
+            if (dirty <= keep && (now <= gm_opt.scavenge_delay_ns ||
+                                  !hand_off_locked(SIZE_MAX, now - gm_opt.scavenge_delay_ns, true)))
+                __atomic_store_n(&hand_aged, 0, __ATOMIC_RELAXED); /* nothing aged yet */
+        }
+        if (dirty > keep) {
+            hand_off_locked(dirty - keep, UINT64_MAX, !by_limit);
+            dirty = dirty_pages();
+        }
     }
     bool work = dirty > keep;
     int p = !work ? PENDING_NONE : by_limit ? PENDING_LIMIT : PENDING_HEADROOM;
@@ -538,16 +555,19 @@ static void *bg_main(void *arg) {
             if (idle && work)
                 work();
         }
-        /* The runs heap operations handed over first, at the idle pace
-         * (they are the headroom excess, the work the program's threads
-         * would otherwise do).  Then, taking the heap lock, aged pages at
-         * the busy pace while the program uses the heap, everything once
-         * it is idle; the excess is left to the hand-offs while it is busy. */
-        bool handed = __atomic_load_n(&slots_handed, __ATOMIC_RELAXED) != 0;
-        unsigned pct = idle || handed ? BG_IDLE_PERCENT : BG_BUSY_PERCENT;
+        /* The runs heap operations handed over first: the headroom excess
+         * at the idle pace (the work the program's threads would otherwise
+         * do), aged pages at the busy pace.  With none, the thread asks the
+         * heap operations for aged runs while the program uses the heap,
+         * and takes the heap lock itself only once the heap is idle. */
+        unsigned pct = idle || __atomic_load_n(&pending, __ATOMIC_RELAXED) != PENDING_NONE
+                           ? BG_IDLE_PERCENT
+                           : BG_BUSY_PERCENT;
         size_t done = release_handed(BG_BURST_NS);
-        if (!done && (idle || __atomic_load_n(&pending, __ATOMIC_RELAXED) == PENDING_NONE))
+        if (!done && idle)
             done = scavenge(MODE_BACKGROUND, true, SIZE_MAX, BG_BURST_NS);
+        else if (!done)
+            __atomic_store_n(&hand_aged, 1, __ATOMIC_RELAXED);
         ops_seen = __atomic_load_n(&heap_ops, __ATOMIC_RELAXED); /* after our own frees */
         /* Go's pacing: after t of work, rest t * (100 - pct) / pct; with
          * nothing to do, a tick. */

@@ -18,7 +18,10 @@
  *     handed over until the retry interval has passed;
  *  4. malloc_trim releases the runs still HANDED itself, and leaves no slot
  *     in use;
- *  5. a fork child: runs HANDED, BUSY and DONE in the parent all come back
+ *  5. aged runs: with no excess, a heap operation hands runs over only when
+ *     the thread has asked (hand_aged) and pages are old enough; a request
+ *     that finds none is dropped;
+ *  6. a fork child: runs HANDED, BUSY and DONE in the parent all come back
  *     (as dirty) in the child, whose slots are then all free.
  */
 #define _GNU_SOURCE
@@ -66,6 +69,13 @@ static void heap_op(void) {
     void *p = gm_malloc(BLOCK);
     CHECK(p != NULL);
     forget_peaks();
+    gm_free(p);
+}
+
+/* The same, with the headroom as it is. */
+static void heap_op_as_is(void) {
+    void *p = gm_malloc(BLOCK);
+    CHECK(p != NULL);
     gm_free(p);
 }
 
@@ -139,7 +149,31 @@ int main(void) {
     CHECK(count_state(SLOT_FREE) == INFLIGHT_MAX && slots_handed == 0 && slots_done == 0);
     CHECK(dirty_pages() == 0);
 
-    /* 5: one slot of each state, then fork */
+    /* 5 */
+    fill_and_free(0x22);
+    uint64_t delay = gm_opt.scavenge_delay_ns;
+    mheap_lock();
+    gm_opt.retain_bytes = (size_t)1 << 40; /* no excess */
+    gm_opt.scavenge_delay_ns = (uint64_t)3600 * 1000000000; /* nothing aged */
+    mheap_unlock();
+    __atomic_store_n(&hand_aged, 1, __ATOMIC_RELAXED);
+    heap_op_as_is();
+    CHECK(count_state(SLOT_HANDED) == 0 && hand_aged == 0);
+    mheap_lock();
+    gm_opt.scavenge_delay_ns = 0; /* everything aged */
+    mheap_unlock();
+    heap_op_as_is();
+    CHECK(count_state(SLOT_HANDED) == 0); /* not asked */
+    __atomic_store_n(&hand_aged, 1, __ATOMIC_RELAXED);
+    heap_op_as_is();
+    CHECK(count_state(SLOT_HANDED) == HAND_MAX && hand_aged == 1);
+    mheap_lock();
+    gm_opt.scavenge_delay_ns = delay;
+    mheap_unlock();
+    gm_malloc_trim(0);
+    CHECK(count_state(SLOT_FREE) == INFLIGHT_MAX);
+
+    /* 6: one slot of each state, then fork */
     fill_and_free(0x11);
     heap_op();
     CHECK(count_state(SLOT_HANDED) == HAND_MAX);
