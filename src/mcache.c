@@ -348,7 +348,7 @@ static bool refill(mcache *mc, unsigned spc) {
     if (mc->refills % IDLE_CHECK == 0) {
         give_back_idle(mc);
         mcentral_reclaim(); /* unowned spans emptied by remote frees go back */
-        proc_release_idle_caches(); /* and pages that idle threads' spans hold */
+        proc_release_idle_caches(false); /* and pages idle threads' spans hold */
     }
     revisit_drain(mc);
     for (;;) {

@@ -158,7 +158,7 @@ static uint64_t released;     /* bytes returned to the OS */
 enum { BG_OFF, BG_WANTED, BG_STARTING, BG_RUNNING };
 static int bg_state;          /* BG_*; acquire/release between starter and thread */
 /* What the tiers above want done when the heap is idle (scav_set_idle_work). */
-static void (*idle_work)(void);
+static void (*idle_work)(bool heap_idle);
 static int bg_word;           /* futex the thread sleeps on */
 static uint64_t bg_last_turn; /* when the thread last woke and ran */
 static int slots_handed;      /* slots HANDED */
@@ -549,11 +549,11 @@ static void *bg_main(void *arg) {
             idle = !busy_this_tick;
             busy_this_tick = false;
             tick_start = now;
-            /* An idle heap may still hold spans that other threads' frees
+            /* The heap may still hold spans that other threads' frees
              * emptied: the tiers above hand those back only when asked. */
-            void (*work)(void) = __atomic_load_n(&idle_work, __ATOMIC_ACQUIRE);
-            if (idle && work)
-                work();
+            void (*work)(bool) = __atomic_load_n(&idle_work, __ATOMIC_ACQUIRE);
+            if (work)
+                work(idle);
         }
         /* The runs heap operations handed over first: the headroom excess
          * at the idle pace (the work the program's threads would otherwise
@@ -662,4 +662,10 @@ size_t scav_get_limit(bool *hard) {
     return b;
 }
 
-void scav_set_idle_work(void (*fn)(void)) { __atomic_store_n(&idle_work, fn, __ATOMIC_RELEASE); }
+void scav_set_idle_work(void (*fn)(bool heap_idle)) {
+    __atomic_store_n(&idle_work, fn, __ATOMIC_RELEASE);
+}
+
+bool scav_background_running(void) {
+    return __atomic_load_n(&bg_state, __ATOMIC_RELAXED) == BG_RUNNING && !bg_starved();
+}

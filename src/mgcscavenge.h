@@ -35,9 +35,12 @@ GM_INTERNAL void scav_start_background(void);
 GM_INTERNAL void scav_set_limit(size_t bytes, bool hard);
 GM_INTERNAL size_t scav_get_limit(bool *hard);
 
-/* fn runs on the background thread whenever the heap has been idle for a
- * tick (the tiers above register the work they want done then). */
-GM_INTERNAL void scav_set_idle_work(void (*fn)(void));
+/* fn runs on the background thread once a tick, told whether the heap has
+ * been idle for that tick (the tiers above register the work they want done
+ * then). */
+GM_INTERNAL void scav_set_idle_work(void (*fn)(bool heap_idle));
+/* Is the background thread running and getting turns? */
+GM_INTERNAL bool scav_background_running(void);
 
 /* Bytes returned to the OS so far. */
 GM_INTERNAL uint64_t scav_released_bytes(void);

@@ -586,18 +586,21 @@ void mheap_set_memory_limit(size_t bytes, bool hard) { scav_set_limit(bytes, har
 
 size_t mheap_get_memory_limit(bool *hard) { return scav_get_limit(hard); }
 
-/* On an idle heap, the tiers above first hand back what they hold (their
- * idle work), then the span structs that freed are given back. */
-static void (*upper_idle_work)(void);
+/* Once a tick the tiers above do their work; on an idle heap the span
+ * structs that freed are then given back too. */
+static void (*upper_idle_work)(bool heap_idle);
 
-static void idle_work(void) {
-    void (*fn)(void) = __atomic_load_n(&upper_idle_work, __ATOMIC_ACQUIRE);
+static void idle_work(bool heap_idle) {
+    void (*fn)(bool) = __atomic_load_n(&upper_idle_work, __ATOMIC_ACQUIRE);
     if (fn)
-        fn();
-    meta_release_empty();
+        fn(heap_idle);
+    if (heap_idle)
+        meta_release_empty();
 }
 
-void mheap_set_idle_work(void (*fn)(void)) {
+bool mheap_background_running(void) { return scav_background_running(); }
+
+void mheap_set_idle_work(void (*fn)(bool heap_idle)) {
     __atomic_store_n(&upper_idle_work, fn, __ATOMIC_RELEASE);
     scav_set_idle_work(idle_work);
 }

@@ -151,7 +151,11 @@ static void thread_exit(void *arg) {
 
 static uint64_t last_idle_look; /* atomic */
 
-size_t proc_release_idle_caches(void) {
+size_t proc_release_idle_caches(bool background) {
+    /* The background thread's work while it runs: a program thread's
+     * madvise is paid by its allocation. */
+    if (!background && mheap_background_running())
+        return 0;
     uint64_t now = gm_nanotime(), last = __atomic_load_n(&last_idle_look, __ATOMIC_RELAXED);
     if (now - last < IDLE_LOOK_NS ||
         !__atomic_compare_exchange_n(&last_idle_look, &last, now, false, __ATOMIC_RELAXED,
@@ -309,12 +313,13 @@ __attribute__((constructor(101))) static void init_at_load(void) {
     mheap_start_background();
 }
 
-/* The heap is idle (the background scavenger's idle work): unowned spans
- * emptied by remote frees go back, and so do the pages idle threads' spans
- * hold only freed objects in. */
-static void reclaim_unowned(void) {
-    mcentral_reclaim();
-    proc_release_idle_caches();
+/* The background scavenger's work once a tick: the pages that idle
+ * threads' spans hold only freed objects in go back, and on an idle heap
+ * so do the unowned spans remote frees emptied. */
+static void reclaim_unowned(bool heap_idle) {
+    if (heap_idle)
+        mcentral_reclaim();
+    proc_release_idle_caches(true);
 }
 
 bool mcache_global_init(void) {
@@ -331,7 +336,8 @@ bool mcache_global_init(void) {
          * stay with the dead caches (a leak, reported once), never misused. */
         thread_key_ok = pthread_key_create(&thread_key, thread_exit) == 0;
         /* Unowned spans emptied by other threads' frees go back to mheap when
-         * mcentral looks; an idle heap's background thread asks it to. */
+         * mcentral looks; an idle heap's background thread asks it to, and
+         * looks for idle threads' pages every tick. */
         mheap_set_idle_work(reclaim_unowned);
         if (!thread_key_ok)
             gm_warn("pthread_key_create failed: exiting threads will keep their memory");
