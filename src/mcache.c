@@ -34,7 +34,9 @@
  *
  * Locking: none on the fast paths and none for the cache's own lists (only
  * its thread touches them).  The revisit stack is pushed with a CAS by other
- * threads (release) and taken whole with an exchange by the owner (acquire).
+ * threads (release) and taken whole with an exchange by the owner (acquire),
+ * or by a thread releasing an idle owner's pages, which pushes the chain
+ * back the same way.
  * mcentral's locks through its API.
  */
 #define _GNU_SOURCE

@@ -27,8 +27,15 @@
  * span not owned by the surviving thread (or the orphan cache) is rebuilt
  * from its bitmaps and becomes mcentral's, and those caches are retired.
  *
- * Locking: the registry lock for creating and retiring caches and for the
- * statistics; the orphan lock for the orphan cache; init_lock for start-up.
+ * Idle threads.  A thread that stops calling keeps its spans; every
+ * IDLE_LOOK_NS the caches are looked at, and one that has not refilled
+ * since the last look gives back the pages only other threads' frees
+ * occupy (proc_release_idle_caches; mcache_release_idle_pages).
+ *
+ * Locking: the registry lock for creating and retiring caches, for the
+ * statistics and for the idle look (held while the caches are walked, not
+ * while pages go back; malloc_trim holds it throughout); the orphan lock for
+ * the orphan cache; init_lock for start-up.
  * Order at fork: init, registry, orphan, then mcentral's and mheap's.
  */
 #define _GNU_SOURCE
