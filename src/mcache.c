@@ -29,8 +29,8 @@
  * A thread that never allocates again keeps its spans until it exits, but
  * not the memory other threads' frees emptied in them: the pages of its
  * set-aside spans that hold only such frees go back to the OS once proc.c
- * finds it idle (mcache_release_idle_pages), and its next refill collects
- * those frees (a set-aside span is collected as it comes back).
+ * finds it idle (mcache_release_others_freed_pages), and its next refill
+ * collects those frees (a set-aside span is collected as it comes back).
  *
  * Locking: none on the fast paths and none for the cache's own lists (only
  * its thread touches them).  The revisit stack is pushed with a CAS by other
@@ -249,7 +249,7 @@ static size_t release_unused_pages(mcache *mc, unsigned spc) {
     return bytes;
 }
 
-size_t mcache_release_idle_pages(mcache *mc) {
+size_t mcache_release_others_freed_pages(mcache *mc) {
     if (!__atomic_load_n(&mc->revisit, __ATOMIC_RELAXED))
         return 0;
     /* Taken whole, as the owner's drain takes it.  While the chain is ours

@@ -172,20 +172,20 @@ static inline void mcache_free_small(mspan *s, const void *p, const char *caller
     mcache_free_slot(s, p, idx, caller);
 }
 
-/* Another thread's view of cache mc, which seems idle: the pages of the
- * set-aside spans on its revisit stack that other threads' frees have
- * emptied go back to the OS.  The spans stay mc's (only its thread may move
+/* Another thread's view of cache mc (one that seems idle, or any, for
+ * malloc_trim): the pages of the set-aside spans on its revisit stack that
+ * other threads' frees have emptied go back to the OS.  The spans stay mc's (only its thread may move
  * them); taking the stack briefly keeps the owner's refills off them.
  * Returns the bytes released. */
-GM_INTERNAL size_t mcache_release_idle_pages(mcache *mc);
+GM_INTERNAL size_t mcache_release_others_freed_pages(mcache *mc);
 
 /* Gives every span of mc up (thread exit): to mcentral, or to mheap. */
 GM_INTERNAL void mcache_release_all(mcache *mc);
 /* malloc_trim: this thread's empty spares go back, so do the pages of its
  * spans in which no slot is in use, mcentral's unowned spans are reclaimed,
- * and other threads' set-aside spans give back the pages their frees
- * emptied (mcache_release_idle_pages).  Returns the bytes of span pages
- * released. */
+ * and every other thread's set-aside spans give back the pages that only
+ * freed objects occupy (mcache_release_others_freed_pages).  Returns the
+ * bytes of span pages released. */
 GM_INTERNAL size_t mcache_trim(void);
 /* fork child: the surviving thread's cache (of any kind) finds the spans
  * that a dead thread was pushing to it, and the large spans dead threads

@@ -14,15 +14,18 @@ GM_INTERNAL void scav_init(void);
 /* Heap lock held.  May npages more pages go into use?  False only under a
  * hard memory limit that they would cross. */
 GM_INTERNAL bool scav_admit_locked(size_t inuse_pages, size_t npages);
-/* Heap lock held: pages went into or out of use (inuse_pages now). */
+/* Heap lock held: pages went into or out of use (inuse_pages now).  While
+ * the background thread runs, this also takes runs of free pages for it to
+ * release (the excess over the headroom, or aged pages when it asks) and
+ * gives back the runs it has released. */
 GM_INTERNAL void scav_note_locked(size_t inuse_pages);
 /* Heap lock held: the heap now maps heap_bytes. */
 GM_INTERNAL void scav_note_grow_locked(size_t heap_bytes);
 
-/* No allocator lock held.  Releases what must go now (over the retained
- * headroom or the memory limit), bounded to a short, fixed amount of work
- * per call, so no allocation waits long on it; also the aged pages every
- * tick when no background thread runs. */
+/* No allocator lock held.  Releases what must go now for the memory limit,
+ * bounded to a short, fixed amount of work per call, so no allocation waits
+ * long on it; and, when no background thread runs (or it is starved), the
+ * excess over the retained headroom and the aged pages every tick. */
 GM_INTERNAL void scav_assist(void);
 /* No allocator lock held: returns every free page to the OS (malloc_trim);
  * returns the bytes released. */

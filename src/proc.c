@@ -30,7 +30,7 @@
  * Idle threads.  A thread that stops calling keeps its spans; every
  * IDLE_LOOK_NS the caches are looked at, and one that has not refilled
  * since the last look gives back the pages only other threads' frees
- * occupy (proc_release_idle_caches; mcache_release_idle_pages).
+ * occupy (proc_release_idle_caches; mcache_release_others_freed_pages).
  *
  * Locking: the registry lock for creating and retiring caches, for the
  * statistics and for the idle look (held while the caches are walked, not
@@ -185,7 +185,7 @@ size_t proc_release_idle_caches(bool background) {
      * revisit stack holds only spans of its current owner, if any. */
     size_t bytes = 0;
     for (int i = 0; i < n; i++)
-        bytes += mcache_release_idle_pages(idle[i]);
+        bytes += mcache_release_others_freed_pages(idle[i]);
     return bytes;
 }
 
@@ -194,7 +194,7 @@ size_t proc_release_others_pages(void) {
     gm_lock(&registry_lock);
     for (mcache *mc = registry; mc; mc = mc->next_all)
         if (mc != gm_tls.mcache)
-            bytes += mcache_release_idle_pages(mc);
+            bytes += mcache_release_others_freed_pages(mc);
     gm_unlock(&registry_lock);
     return bytes;
 }

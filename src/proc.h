@@ -28,9 +28,10 @@ GM_INTERNAL mcache *proc_own_cache(void);
  * collected only when the owner refills.  At most every IDLE_LOOK_NS (proc.c)
  * this looks at every cache: one that has not refilled since the previous
  * look gives back the pages of its set-aside spans that only freed objects
- * occupy (mcache_release_idle_pages).  Called by the background scavenger
- * every tick (background), and on refills, where it does nothing while that
- * thread runs: a program thread's madvise is paid by its allocation.
+ * occupy (mcache_release_others_freed_pages).  Called by the background
+ * scavenger every tick (background), and on refills, where it does nothing
+ * while that thread runs: a program thread's madvise is paid by its
+ * allocation.
  * Returns the bytes released. */
 GM_INTERNAL size_t proc_release_idle_caches(bool background);
 /* The same for every other thread's cache, idle or not (malloc_trim): the

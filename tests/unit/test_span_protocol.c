@@ -356,12 +356,12 @@ static void test_idle_owner(void) {
     CHECK(s->where == SPAN_FULL);
 
     as(&B);
-    CHECK(mcache_release_idle_pages(&A) == 0); /* nothing pushed yet */
+    CHECK(mcache_release_others_freed_pages(&A) == 0); /* nothing pushed yet */
     gm_free(p[0]);
     gm_free(p[1]);
     gm_free(p[2]);
     CHECK(A.revisit == s);
-    CHECK(mcache_release_idle_pages(&A) == 0); /* slot 3 is live */
+    CHECK(mcache_release_others_freed_pages(&A) == 0); /* slot 3 is live */
     CHECK(A.revisit == s && s->revisit_next == NULL && s->aside_released == 3);
     CHECK(p[0][0] == 0xab);
 
@@ -370,11 +370,11 @@ static void test_idle_owner(void) {
     as(&A);
     gm_free(p[5]); /* the owner's own free: A's ring may hand it out */
     as(&B);
-    CHECK(mcache_release_idle_pages(&A) == GM_PAGE_SIZE); /* page 0 only */
+    CHECK(mcache_release_others_freed_pages(&A) == GM_PAGE_SIZE); /* page 0 only */
     CHECK(p[0][0] == 0 && p[3][SIZE - 1] == 0);           /* given back: zero */
     CHECK(p[4][0] == 0xab && p[5][0] == 0xab && p[7][0] == 0xab);
     CHECK(A.revisit == s && s->revisit_next == NULL && s->where == SPAN_FULL);
-    CHECK(mcache_release_idle_pages(&A) == 0); /* no free since */
+    CHECK(mcache_release_others_freed_pages(&A) == 0); /* no free since */
 
     /* A wakes up: its ring first (slot 5), then the current span's 7 free
      * slots, then the refill that drains the revisit stack, collects the
