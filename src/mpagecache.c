@@ -12,8 +12,9 @@
  * Bounds: PAGECACHE_SLOTS spans of at most PAGECACHE_MAX_SPAN_PAGES, and
  * PAGECACHE_MAX_PAGES in all, per thread; a kept span older than the
  * scavenge delay goes back to mheap at the thread's next large free, the
- * oldest when the cache is full, all of them when the thread exits or
- * calls malloc_trim, and when an allocation of the thread finds no memory
+ * oldest when the cache is full, all of them when a large allocation of
+ * the thread finds none that fits, when the thread exits or calls
+ * malloc_trim, and when an allocation of the thread finds no memory
  * (or hits a hard limit: kept spans count as in use).  Another thread's
  * cache is its own: malloc_trim and the scavenger cannot empty it, so a
  * thread that stops calling keeps up to 4 MiB until it exits.
@@ -64,6 +65,14 @@ mspan *pagecache_take(pagecache *pc, size_t npages, size_t size) {
             return s;
         }
     }
+    /* A miss: the kept spans did not serve this request, and would go on
+     * holding their pages while the heap finds others for it.  They go back
+     * first, so that this very allocation can use them (the heap coalesces
+     * them with their free neighbours).  Buffers that grow by realloc miss
+     * every time: keeping their old runs raised the peak RSS of four
+     * buffers grown to 4 MiB from 30 to 41 MiB.  A loop that frees and
+     * allocates the same sizes still hits. */
+    pagecache_flush(pc);
     return NULL;
 }
 

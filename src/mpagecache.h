@@ -31,9 +31,10 @@ typedef struct pagecache {
     uint64_t kept_objects;
 } pagecache;
 
-/* A kept span of npages pages for a large object of size bytes, or NULL.
- * The span may be larger by up to an eighth of size (what a size class
- * may waste); its memory is not zeroed. */
+/* A kept span of npages pages for a large object of size bytes, or NULL,
+ * after giving every kept span back to mheap (none fitted).  The span may
+ * be larger by up to an eighth of size (what a size class may waste); its
+ * memory is not zeroed. */
 GM_INTERNAL mspan *pagecache_take(pagecache *pc, size_t npages, size_t size);
 /* Frees the large object p of span s, keeping the span if it fits; aborts
  * on a pointer that is not a live large object (like mheap_free_large). */

@@ -21,6 +21,10 @@
  *  g. Two threads free one large block at the same moment (20 times, each
  *     in a forked child): exactly one free keeps it, the other is reported
  *     as a double free and the child aborts.
+ *  h. A miss gives the kept spans back: two buffers grown side by side by
+ *     realloc to 8 MiB (neither can grow in place, so each step moves it and
+ *     frees the old block, and no kept span ever fits the next size) leave
+ *     no span kept; the heap can reuse those pages for the growth itself.
  *
  * Linked with build/libgomalloc.so (gm_get_heap_stats).
  */
@@ -178,6 +182,32 @@ static void hard_limit(void) {
     gm_set_memory_limit(0, 0);
 }
 
+static void miss_returns(void) {
+    malloc_trim(0);
+    gm_heap_stats h0 = stats();
+    char *buf[2] = {NULL, NULL};
+    size_t moves = 0;
+    for (size_t n = 64 * KiB; n <= 8 * MiB; n += 64 * KiB) {
+        for (int b = 0; b < 2; b++) {
+            char *q = realloc(buf[b], n);
+            if (!CHECK(q != NULL))
+                return;
+            moves += q != buf[b];
+            memset(q + n - 64 * KiB, b, 64 * KiB);
+            buf[b] = q;
+        }
+    }
+    gm_heap_stats h1 = stats();
+    printf("test_pagecache: two buffers grown to 8 MiB (%zu moves): spans_inuse %llu -> %llu\n",
+           moves, (unsigned long long)h0.spans_inuse, (unsigned long long)h1.spans_inuse);
+    CHECK_MSG(moves >= 16, "only %zu moves: the buffers grew in place, the case tests nothing",
+              moves);
+    CHECK_MSG(h1.spans_inuse == h0.spans_inuse + 2, "%lld spans kept after the growth",
+              (long long)h1.spans_inuse - (long long)h0.spans_inuse - 2);
+    free(buf[0]);
+    free(buf[1]);
+}
+
 static void *racing_free(void *p) {
     pthread_barrier_wait(&kept);
     free(p);
@@ -229,6 +259,7 @@ int main(void) {
     keep_fork_exit();
     bounds();
     hard_limit();
+    miss_returns();
     racing_double_free();
     return check_done("test_pagecache");
 }
