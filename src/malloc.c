@@ -277,8 +277,10 @@ static inline __attribute__((always_inline)) void free_in_span(mspan *s, void *p
 
 static inline __attribute__((always_inline)) void free_impl(void *p, const char *caller) {
     mspan *s = spanof(p);
-    if (unlikely(!s))
-        bad_pointer(caller, p);
+    if (unlikely(!s)) {
+        gm_bad_pointer_jump(caller, p);
+        return;
+    }
     free_in_span(s, p, caller);
 }
 

@@ -397,7 +397,10 @@ void *mcache_alloc_slow(mcache *mc, unsigned spc) {
  * tiny span (set aside or not). */
 static void free_owned_slow(mcache *mc, mspan *s, const void *p, uint32_t idx, const char *caller) {
     mspan_rejoin_fast_path(s, mc);
-    if (mspan_free_owned(s, p, idx, caller))
+    int freed = mspan_free_owned(s, idx);
+    if (freed == SPAN_FREE_BAD)
+        mspan_bad_free(s, p, idx, caller);
+    if (freed == SPAN_FREED_EMPTY)
         mcache_span_emptied(mc, s);
 }
 

@@ -152,15 +152,22 @@ GM_INTERNAL void mcache_free_slot(mspan *s, const void *p, uint32_t idx, const c
 /* The owner's free of p in small span s (fast_owner == mc): a bit test and
  * set, and no atomic. */
 static inline void mcache_free_owned(mcache *mc, mspan *s, const void *p, const char *caller) {
-    uintptr_t off = (uintptr_t)p - s->base;
-    uintptr_t idx = (off * s->divmagic) >> 32;
-    if (unlikely(idx * s->elemsize != off))
-        mspan_bad_free(s, p, SPAN_BAD_INDEX, caller);
-    gm_count(&mc->nfree[s->spanclass]);
-    if (unlikely(mspan_free_owned(s, p, idx, caller)))
+    uintptr_t idx;
+    if (unlikely(!mspan_slot_of(s, p, &idx))) {
+        mspan_bad_free_jump(s, p, SPAN_BAD_INDEX, caller);
+        return;
+    }
+    int freed = mspan_free_owned(s, idx);
+    if (likely(freed == SPAN_FREED)) {
+        gm_count(&mc->nfree[s->spanclass]);
+        if (s->elemsize > GM_SMALL_SIZE_MAX) /* from REUSE_FIRST_CLASS on; never tiny */
+            mcache_reuse_push(mc, s, idx);
+    } else if (freed == SPAN_FREED_EMPTY) {
+        gm_count(&mc->nfree[s->spanclass]);
         mcache_span_emptied(mc, s);
-    else if (s->elemsize > GM_SMALL_SIZE_MAX) /* from REUSE_FIRST_CLASS on; never tiny */
-        mcache_reuse_push(mc, s, idx);
+    } else {
+        mspan_bad_free_jump(s, p, (uint32_t)idx, caller);
+    }
 }
 
 /* Frees p, a pointer into small span s of another holder, or set aside,

@@ -47,9 +47,22 @@ GM_INTERNAL void *mprof_alloc_slow(void *p, size_t size, void *ret_addr);
 /* Takes size off the countdown: true when this allocation is to be sampled
  * (then pass the block to mprof_alloc_slow). */
 static inline bool mprof_countdown(size_t size) {
-    /* Unsigned: a failing request of an impossible size must not overflow. */
-    gm_tls.prof_countdown = (intptr_t)((uintptr_t)gm_tls.prof_countdown - size);
-    return gm_tls.prof_countdown <= 0;
+    /* The countdown is never negative at rest (mprof.c re-arms it with a
+     * value in 0..COUNTDOWN_NEVER), so "it ran out" is countdown <= size,
+     * unsigned: a failing request of an impossible size counts as due, and
+     * its slow path re-arms the countdown. */
+#if defined(__x86_64__)
+    /* One subtraction from the TLS word, whose flags give the answer: the
+     * compiler's version loads, subtracts, stores and tests (three
+     * instructions more on every malloc). */
+    bool due;
+    __asm__("subq %2, %0" : "+m"(gm_tls.prof_countdown), "=@ccbe"(due) : "r"(size));
+    return due;
+#else
+    uintptr_t left = (uintptr_t)gm_tls.prof_countdown;
+    gm_tls.prof_countdown = (intptr_t)(left - size);
+    return left <= size;
+#endif
 }
 
 /* Called with every block handed out: a subtraction and a branch.  ret_addr

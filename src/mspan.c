@@ -100,7 +100,7 @@ void mspan_init_small(mspan *s, unsigned spc) {
     unsigned sc = class_of_span(spc);
     unsigned nwords = words_for(gm_class_nobjs[sc]);
     s->elemsize = gm_class_size[sc];
-    s->divmagic = gm_class_divmagic[sc];
+    s->divmagic = gm_class_divmagic64[sc];
     s->nelems = gm_class_nobjs[sc];
     s->spanclass = (uint8_t)spc;
     s->nwords = (uint8_t)nwords;
@@ -122,6 +122,10 @@ void mspan_bad_free(const mspan *s, const void *p, uint32_t idx, const char *cal
     bool handed_out = mspan_slot_ever(s, idx);
     gm_bad_pointer_hint(caller, (void *)(s->base + (uintptr_t)idx * s->elemsize), handed_out,
                         s->elemsize, false);
+}
+
+void mspan_bad_free_jump(const mspan *s, const void *p, uint32_t idx, const char *caller) {
+    mspan_bad_free(s, p, idx, caller);
 }
 
 /* ---- the holder's operations ---- */

@@ -52,8 +52,8 @@ typedef struct mspan {
                                 * cache owns (the owner's frees take the fast
                                 * path); NULL when unowned, tiny, large or dead */
     uint64_t summary;      /* owner: bit w set while free word w may be nonzero */
+    uint64_t divmagic;     /* the class's gm_class_divmagic64 (mspan_slot_of) */
     uint32_t elemsize;
-    uint32_t divmagic;
     int32_t nlive;         /* owner: slots handed out and not yet freed back to it
                             * (while set aside: the owner frees still awaited
                             * before it takes the span back; see nlive_aside) */
@@ -93,6 +93,9 @@ typedef struct mspan {
      * writes remote[] at all. */
     uint64_t words[] __attribute__((aligned(64)));
 } mspan;
+
+_Static_assert(offsetof(mspan, owner) + sizeof(struct mcache *) <= 64,
+               "every free reads only the span's first cache line");
 
 #define SPAN_WORDS_PER_W 3
 static inline uint64_t *span_free_word(const mspan *s, uintptr_t w) {
@@ -153,6 +156,18 @@ static inline uintptr_t gm_ctz64(uint64_t x) {
 #endif
 }
 
+/* x with bit n mod 64 set.  On x86-64 one bts, which takes the bit number
+ * modulo 64 itself: the compiler's version masks n first, in a register of
+ * its own. */
+static inline uint64_t gm_set_bit(uint64_t x, uintptr_t n) {
+#if defined(__x86_64__)
+    __asm__("btsq %1, %0" : "+r"(x) : "r"(n) : "cc");
+    return x;
+#else
+    return x | ((uint64_t)1 << (n & 63));
+#endif
+}
+
 /* Does the span have a free slot in the words in circulation? */
 static inline bool mspan_can_alloc_fast(const mspan *s) { return s->summary != 0; }
 
@@ -191,33 +206,63 @@ static inline void *mspan_take_slot(mspan *s, uint32_t idx) {
     return (void *)(s->base + (uintptr_t)idx * s->elemsize);
 }
 
+/* Is p the start of a slot of small span s (p within its pages)?  *idx is
+ * its slot index either way (of the slot holding p).  One multiplication:
+ * the high half of offset * divmagic is the index, and the low half is
+ * below divmagic exactly when the offset is a whole number of slots (the
+ * size class generator proves both for every offset in a span). */
+static inline bool mspan_slot_of(const mspan *s, const void *p, uintptr_t *idx) {
+    uint64_t off = (uintptr_t)p - s->base, magic = s->divmagic, low, high;
+#if defined(__x86_64__)
+    /* The instruction itself: GCC's 128-bit arithmetic saves two registers
+     * it then never uses, on the free fast path. */
+    __asm__("mulq %3" : "=a"(low), "=d"(high) : "a"(off), "rm"(magic) : "cc");
+#else
+    unsigned __int128 product = (unsigned __int128)off * magic;
+    low = (uint64_t)product;
+    high = (uint64_t)(product >> 64);
+#endif
+    *idx = (uintptr_t)high;
+    return likely(low < magic);
+}
+
 /* Slot index of p in small span s; SPAN_BAD_INDEX if p is not a slot start. */
 #define SPAN_BAD_INDEX UINT32_MAX
 static inline uint32_t mspan_index(const mspan *s, const void *p) {
-    uintptr_t off = (uintptr_t)p - s->base;
-    uint32_t idx = (uint32_t)(((uint64_t)off * s->divmagic) >> 32);
-    return likely((uintptr_t)idx * s->elemsize == off) ? idx : SPAN_BAD_INDEX;
+    uintptr_t idx;
+    return mspan_slot_of(s, p, &idx) ? (uint32_t)idx : SPAN_BAD_INDEX;
 }
 
 /* Reports a bad free of slot idx (or a non-slot address p) and aborts. */
 GM_INTERNAL __attribute__((noreturn, cold)) void mspan_bad_free(const mspan *s, const void *p,
                                                                 uint32_t idx, const char *caller);
 
-/* The owner frees slot idx: plain stores.  Returns true when the span has
- * just become empty (nlive reached zero: never for the current span). */
-static inline bool mspan_free_owned(mspan *s, const void *p, uintptr_t idx, const char *caller) {
+/* The same report, for a fast path to reach by a jump (see
+ * gm_bad_pointer_jump). */
+GM_INTERNAL __attribute__((cold, noinline)) void mspan_bad_free_jump(const mspan *s, const void *p,
+                                                                   uint32_t idx,
+                                                                   const char *caller);
+
+/* What the owner's free of a slot did. */
+enum { SPAN_FREED, SPAN_FREED_EMPTY, SPAN_FREE_BAD };
+
+/* The owner frees slot idx: plain stores.  The slot must be live: handed
+ * out, not freed by the owner, not freed by another thread (a slot freed
+ * remotely and then by the owner would otherwise be handed out again before
+ * the collection could see both frees); else nothing changes and the answer
+ * is SPAN_FREE_BAD.  SPAN_FREED_EMPTY: the span has just become empty (nlive
+ * reached zero: never for the current span).  The caller reports a bad free;
+ * returning it keeps the report's call out of the fast path's frame. */
+static inline int mspan_free_owned(mspan *s, uintptr_t idx) {
     uintptr_t w = idx >> 6;
     uint64_t *trio = span_free_word(s, w);
     uint64_t f = trio[0];
-    /* live = handed out, not freed by us, not freed by another thread (a
-     * slot freed remotely and then by us would otherwise be handed out
-     * again before the collection could see both frees) */
     uint64_t others = __atomic_load_n(&trio[2], __ATOMIC_RELAXED);
     if (unlikely(!(((trio[1] & ~(f | others)) >> (idx & 63)) & 1)))
-        mspan_bad_free(s, p, (uint32_t)idx, caller);
-    __atomic_store_n(&trio[0], f | ((uint64_t)1 << (idx & 63)), __ATOMIC_RELAXED);
+        return SPAN_FREE_BAD;
+    __atomic_store_n(&trio[0], gm_set_bit(f, idx), __ATOMIC_RELAXED);
     s->summary |= (uint64_t)1 << w;
-    return unlikely(--s->nlive == 0);
+    return unlikely(--s->nlive == 0) ? SPAN_FREED_EMPTY : SPAN_FREED;
 }
 
 /* ---- lists of spans (a holder's own lists, through next and prev) ---- */

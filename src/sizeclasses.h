@@ -120,21 +120,34 @@ static const uint16_t gm_class_nobjs[GM_NUM_SIZE_CLASSES] __attribute__((unused)
     8, 8, 8, 8, 8, 8, 8,
 };
 
-/* 0xFFFFFFFF / size + 1: object index = (offset * divmagic) >> 32, exact for
- * every offset within a span of the class. */
-static const uint32_t gm_class_divmagic[GM_NUM_SIZE_CLASSES] __attribute__((unused)) = {
-    0x00000000u, 0x20000000u, 0x10000000u, 0x08000000u, 0x05555556u, 0x04000000u,
-    0x03333334u, 0x02aaaaabu, 0x02492493u, 0x02000000u, 0x01c71c72u, 0x0199999au,
-    0x01745d18u, 0x01555556u, 0x013b13b2u, 0x0124924au, 0x01111112u, 0x01000000u,
-    0x00e38e39u, 0x00cccccdu, 0x00ba2e8cu, 0x00aaaaabu, 0x009d89d9u, 0x00924925u,
-    0x00888889u, 0x00800000u, 0x0071c71du, 0x00666667u, 0x005d1746u, 0x00555556u,
-    0x00492493u, 0x00400000u, 0x0038e38fu, 0x00333334u, 0x002e8ba3u, 0x002aaaabu,
-    0x0024924au, 0x00200000u, 0x001c71c8u, 0x00186187u, 0x00155556u, 0x00147ae2u,
-    0x0012f685u, 0x00100000u, 0x000d7944u, 0x000c30c4u, 0x000aaaabu, 0x000a0a0bu,
-    0x0009a90fu, 0x00097b43u, 0x00080000u, 0x0006eb3fu, 0x0006bca2u, 0x00066667u,
-    0x00060607u, 0x00055556u, 0x0004d488u, 0x0004924au, 0x00040000u, 0x00038e39u,
-    0x00036faeu, 0x00033334u, 0x00030304u, 0x0002aaabu, 0x0002675du, 0x00024925u,
-    0x00020000u,
+/* 0xFFFFFFFFFFFFFFFF / size + 1.  For every offset within a span of the class,
+ * the 128-bit product offset * divmagic64 has the object index as its high
+ * half, and a low half below divmagic64 exactly when the offset is a multiple
+ * of the size. */
+static const uint64_t gm_class_divmagic64[GM_NUM_SIZE_CLASSES] __attribute__((unused)) = {
+    0x0000000000000000ull, 0x2000000000000000ull, 0x1000000000000000ull,
+    0x0800000000000000ull, 0x0555555555555556ull, 0x0400000000000000ull,
+    0x0333333333333334ull, 0x02aaaaaaaaaaaaabull, 0x024924924924924aull,
+    0x0200000000000000ull, 0x01c71c71c71c71c8ull, 0x019999999999999aull,
+    0x01745d1745d1745eull, 0x0155555555555556ull, 0x013b13b13b13b13cull,
+    0x0124924924924925ull, 0x0111111111111112ull, 0x0100000000000000ull,
+    0x00e38e38e38e38e4ull, 0x00cccccccccccccdull, 0x00ba2e8ba2e8ba2full,
+    0x00aaaaaaaaaaaaabull, 0x009d89d89d89d89eull, 0x0092492492492493ull,
+    0x0088888888888889ull, 0x0080000000000000ull, 0x0071c71c71c71c72ull,
+    0x0066666666666667ull, 0x005d1745d1745d18ull, 0x0055555555555556ull,
+    0x004924924924924aull, 0x0040000000000000ull, 0x0038e38e38e38e39ull,
+    0x0033333333333334ull, 0x002e8ba2e8ba2e8cull, 0x002aaaaaaaaaaaabull,
+    0x0024924924924925ull, 0x0020000000000000ull, 0x001c71c71c71c71dull,
+    0x0018618618618619ull, 0x0015555555555556ull, 0x00147ae147ae147bull,
+    0x0012f684bda12f69ull, 0x0010000000000000ull, 0x000d79435e50d795ull,
+    0x000c30c30c30c30dull, 0x000aaaaaaaaaaaabull, 0x000a0a0a0a0a0a0bull,
+    0x0009a90e7d95bc61ull, 0x00097b425ed097b5ull, 0x0008000000000000ull,
+    0x0006eb3e45306eb4ull, 0x0006bca1af286bcbull, 0x0006666666666667ull,
+    0x0006060606060607ull, 0x0005555555555556ull, 0x0004d4873ecade31ull,
+    0x0004924924924925ull, 0x0004000000000000ull, 0x00038e38e38e38e4ull,
+    0x00036fad87bb4672ull, 0x0003333333333334ull, 0x0003030303030304ull,
+    0x0002aaaaaaaaaaabull, 0x0002675c8b6af797ull, 0x0002492492492493ull,
+    0x0002000000000000ull,
 };
 
 /* Class of a size <= GM_SMALL_SIZE_MAX, indexed by (size + 7) >> 3. */

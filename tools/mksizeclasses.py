@@ -27,9 +27,14 @@ Outputs:
   --lookup128  the size -> class table for sizes > 1024, index (size-1024+127)>>7
   --out FILE   the C header (src/sizeclasses.h)
 
-The object index within a span is computed as (offset * divmagic) >> 32 with
-divmagic = 0xFFFFFFFF / size + 1; the generator proves that this is exact for
-every offset of every class and refuses to emit a table for which it is not.
+Go computes the object index within a span as (offset * divmagic) >> 32 with
+divmagic = 0xFFFFFFFF / size + 1 (the --tsv column).  The C header carries a
+64-bit magic instead, divmagic64 = 0xFFFFFFFFFFFFFFFF / size + 1: one 64x64-bit
+multiplication then gives both the index (the high half of the product) and
+whether the offset is a whole multiple of the size (the low half is below the
+magic), which free() needs to tell a slot's start from an interior pointer.
+The generator proves both exact for every offset of every class and refuses
+to emit a table for which they are not.
 """
 
 import argparse
@@ -93,6 +98,10 @@ class SizeClass:
     @property
     def divmagic(self):
         return (0xFFFFFFFF // self.size + 1) & 0xFFFFFFFF if self.size else 0
+
+    @property
+    def divmagic64(self):
+        return (0xFFFFFFFFFFFFFFFF // self.size + 1) if self.size else 0
 
 
 def widen_spans(classes):
@@ -184,6 +193,7 @@ def check_classes(classes, go_mode):
         if c.npages > MAX_NPAGES:
             raise Fail("class %d: %d pages per span" % (i, c.npages))
         check_divmagic(i, c)
+        check_divmagic64(i, c)
     if classes[-1].size != MAX_SMALL_SIZE:
         raise Fail("largest class is %d, not %d" % (classes[-1].size, MAX_SMALL_SIZE))
 
@@ -210,6 +220,34 @@ def check_divmagic(i, c):
     for n in (0, d - 1, d, n_max - 1, n_max, (n_max // d) * d - 1, (n_max // d) * d):
         if n >= 0 and (n * m) >> 32 != n // d:
             raise Fail("class %d: divmagic wrong at offset %d" % (i, n))
+
+
+def check_divmagic64(i, c):
+    """Prove, for all 0 <= n <= span bytes, with P = n * m:
+    P >> 64 == n // d, and (P mod 2^64 < m) == (n % d == 0).
+
+    m = floor((2^64 - 1) / d) + 1 = (2^64 + e) / d with 0 <= e < d (e = 0 when
+    d is a power of two).  Write n = q*d + r, 0 <= r < d: then
+    P = q*2^64 + L with L = q*e + r*m.  If L < 2^64, the high half of P is q
+    and its low half is L; L < m when r == 0 and q*e < m, and L >= m when
+    r >= 1.  L is largest at the largest q and r = d - 1, so two inequalities
+    at q = n_max // d cover every n.
+    """
+    d = c.size
+    m = c.divmagic64
+    n_max = c.span_bytes
+    e = m * d - (1 << 64)
+    if e < 0 or e >= d or m >= (1 << 64):
+        raise Fail("class %d: bad divmagic64 0x%016x for size %d" % (i, m, d))
+    q_max = n_max // d
+    if q_max * e + (d - 1) * m >= (1 << 64) or q_max * e >= m:
+        raise Fail("class %d: divmagic64 0x%016x inexact for size %d up to %d" % (i, m, d, n_max))
+    for n in (0, 1, d - 1, d, d + 1, n_max - 1, n_max, q_max * d - 1, q_max * d):
+        if n < 0:
+            continue
+        p = n * m
+        if p >> 64 != n // d or ((p & ((1 << 64) - 1)) < m) != (n % d == 0):
+            raise Fail("class %d: divmagic64 wrong at offset %d" % (i, n))
 
 
 def lookup8(classes):
@@ -344,10 +382,12 @@ def render_header(classes, go_mode, out):
     L += c_array("uint16_t", "gm_class_nobjs", "GM_NUM_SIZE_CLASSES",
                  [str(c.nobjs) for c in classes], 12)
     L.append("")
-    L.append("/* 0xFFFFFFFF / size + 1: object index = (offset * divmagic) >> 32, exact for")
-    L.append(" * every offset within a span of the class. */")
-    L += c_array("uint32_t", "gm_class_divmagic", "GM_NUM_SIZE_CLASSES",
-                 ["0x%08xu" % c.divmagic for c in classes], 6)
+    L.append("/* 0xFFFFFFFFFFFFFFFF / size + 1.  For every offset within a span of the class,")
+    L.append(" * the 128-bit product offset * divmagic64 has the object index as its high")
+    L.append(" * half, and a low half below divmagic64 exactly when the offset is a multiple")
+    L.append(" * of the size. */")
+    L += c_array("uint64_t", "gm_class_divmagic64", "GM_NUM_SIZE_CLASSES",
+                 ["0x%016xull" % c.divmagic64 for c in classes], 3)
     L.append("")
     L.append("/* Class of a size <= GM_SMALL_SIZE_MAX, indexed by (size + 7) >> 3. */")
     L += c_array("uint8_t", "gm_size_to_class8",

@@ -4,7 +4,8 @@
  *     class that holds it (and class 0 for size 0);
  *   - every class of 16 bytes or more is a multiple of 16 (C-ABI alignment);
  *   - the objects fit their span, within the per-span limits;
- *   - divmagic yields the exact object index for every offset in a span.
+ *   - divmagic64 yields the exact object index for every offset in a span, and
+ *     tells exactly which offsets start an object.
  *
  * Build: gcc -std=c11 -O2 -Wall -Wextra -Isrc tests/unit/test_sizeclasses.c
  * Prints one line per failed check (the first MAX_REPORTS of them) and ends with
@@ -63,7 +64,7 @@ static void check_constants(void)
     check(sizeof gm_size_to_class128 == 249, "gm_size_to_class128 has %zu entries, expected 249",
           sizeof gm_size_to_class128);
     check(gm_class_size[0] == 0 && gm_class_npages[0] == 0 && gm_class_nobjs[0] == 0 &&
-              gm_class_divmagic[0] == 0,
+              gm_class_divmagic64[0] == 0,
           "class 0 entries are not all 0");
     check(gm_class_size[GM_NUM_SIZE_CLASSES - 1] == GM_MAX_SMALL_SIZE,
           "largest class is %" PRIu32 ", expected %d", gm_class_size[GM_NUM_SIZE_CLASSES - 1],
@@ -98,9 +99,9 @@ static void check_classes(void)
               span / size);
         check(tail <= span / 8, "class %u: tail waste %" PRIu32 " above 1/8 of span %" PRIu32, c,
               tail, span);
-        check(gm_class_divmagic[c] == (uint32_t)(UINT32_MAX / size + 1),
-              "class %u: divmagic 0x%08" PRIx32 ", expected 0x%08" PRIx32, c, gm_class_divmagic[c],
-              (uint32_t)(UINT32_MAX / size + 1));
+        check(gm_class_divmagic64[c] == UINT64_MAX / size + 1,
+              "class %u: divmagic64 0x%016" PRIx64 ", expected 0x%016" PRIx64, c,
+              gm_class_divmagic64[c], UINT64_MAX / size + 1);
         if (nobjs > max_objs)
             max_objs = nobjs;
     }
@@ -118,21 +119,25 @@ static void check_lookup(void)
     }
 }
 
-/* One check per class: every offset 0..span-1 maps to its exact object index. */
+/* One check per class: every offset 0..span maps to its exact object index
+ * (the high half of offset * divmagic64), and the low half is below the magic
+ * exactly at the offsets that start an object. */
 static void check_divmagic(void)
 {
     for (unsigned c = 1; c < GM_NUM_SIZE_CLASSES; c++) {
         uint32_t size = gm_class_size[c];
         uint32_t span = (uint32_t)gm_class_npages[c] * PAGE_SIZE;
-        uint64_t magic = gm_class_divmagic[c];
+        uint64_t magic = gm_class_divmagic64[c];
         uint32_t bad = 0, first_bad = 0;
-        for (uint32_t off = 0; off < span; off++) {
-            if ((uint32_t)((off * magic) >> 32) != off / size) {
+        for (uint32_t off = 0; off <= span; off++) {
+            unsigned __int128 product = (unsigned __int128)off * magic;
+            int starts = (uint64_t)product < magic;
+            if ((uint64_t)(product >> 64) != off / size || starts != (off % size == 0)) {
                 if (bad++ == 0)
                     first_bad = off;
             }
         }
-        check(bad == 0, "class %u (%" PRIu32 " B): divmagic wrong at %" PRIu32
+        check(bad == 0, "class %u (%" PRIu32 " B): divmagic64 wrong at %" PRIu32
               " offsets, first %" PRIu32, c, size, bad, first_bad);
     }
 }
