@@ -60,6 +60,12 @@ all: build/libgomalloc.so build/libgomalloc.a build/gomalloc $(MANPAGES:%=build/
 build/obj/%.o: src/%.c $(HDRS) | build/obj
 	$(CC) $(GM_CFLAGS) $(CFLAGS) -c $< -o $@
 
+# The library's own build binds malloc and free in malloc.c (aliases of
+# gm_malloc and gm_free) rather than in override.c.  Builds that leave
+# override.c out (the sanitizer and fuzz builds, which keep their runtime's
+# malloc) leave the macro out too.
+build/obj/malloc.o build/obj/override.o: GM_CFLAGS += -DGM_STD_NAMES_IN_MALLOC
+
 # C++ exceptions (std::bad_alloc, a throwing new-handler) unwind through
 # operator new, so that file carries unwind tables for them.
 build/obj/new_delete.o: GM_CFLAGS += -fexceptions

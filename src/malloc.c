@@ -289,6 +289,16 @@ void gm_free(void *p) {
         free_impl(p, "free");
 }
 
+#ifdef GM_STD_NAMES_IN_MALLOC
+/* malloc and free under their C library names are the functions above
+ * themselves, not calls to them from override.c (which binds all the other
+ * names): a jump fewer on the two busiest entry points.  The library's own
+ * build sets the macro (Makefile); the hardened one does not, since its
+ * gm_malloc and gm_free are hardened.c's. */
+extern __typeof(gm_malloc) malloc __attribute__((alias("gm_malloc"), visibility("default")));
+extern __typeof(gm_free) free __attribute__((alias("gm_free"), visibility("default")));
+#endif
+
 void gm_free_sized(void *p, size_t size) {
     (void)size;
     gm_free(p);

@@ -128,6 +128,12 @@ void mspan_bad_free_jump(const mspan *s, const void *p, uint32_t idx, const char
     mspan_bad_free(s, p, idx, caller);
 }
 
+/* Here rather than next to gm_bad_pointer (os.c), so that the hardened
+ * build's rename of the report (hardened.h) applies to it. */
+void gm_bad_pointer_jump(const char *caller, const void *p) {
+    gm_bad_pointer(caller, p, false);
+}
+
 /* ---- the holder's operations ---- */
 
 static uint32_t used_words(const mspan *s) { return ((uint32_t)s->nelems + 63) / 64; }

@@ -456,10 +456,6 @@ void gm_bad_pointer(const char *caller, const void *p, bool already_freed) {
     gm_fatal(msg, p);
 }
 
-void gm_bad_pointer_jump(const char *caller, const void *p) {
-    gm_bad_pointer(caller, p, false);
-}
-
 /* ---- report descriptors ----
  *
  * A duplicate made by os_dup_high is ours only as long as the program has

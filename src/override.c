@@ -15,8 +15,12 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* malloc and free: in the library's default build, aliases of gm_malloc
+ * and gm_free in malloc.c (GM_STD_NAMES_IN_MALLOC, see the Makefile). */
+#ifndef GM_STD_NAMES_IN_MALLOC
 EXPORT void *malloc(size_t size) { return gm_malloc(size); }
 EXPORT void free(void *p) { gm_free(p); }
+#endif
 EXPORT void *calloc(size_t n, size_t size) { return gm_calloc(n, size); }
 EXPORT void *realloc(void *p, size_t size) { return gm_realloc(p, size); }
 EXPORT void *reallocarray(void *p, size_t n, size_t size) { return gm_reallocarray(p, n, size); }
