@@ -297,6 +297,13 @@ void gm_free(void *p) {
  * gm_malloc and gm_free are hardened.c's. */
 extern __typeof(gm_malloc) malloc __attribute__((alias("gm_malloc"), visibility("default")));
 extern __typeof(gm_free) free __attribute__((alias("gm_free"), visibility("default")));
+
+/* A program linked with libgomalloc.a that calls only malloc and free would
+ * take this object from the archive and not override.o, and the C library's
+ * realloc, calloc, ... would then get gomalloc's blocks.  This reference
+ * brings override.o in whenever malloc.o comes. */
+extern const char gm_override_anchor;
+__attribute__((used)) static const char *const bring_override = &gm_override_anchor;
 #endif
 
 void gm_free_sized(void *p, size_t size) {

@@ -12,8 +12,9 @@
  * Bounds: PAGECACHE_SLOTS spans of at most PAGECACHE_MAX_SPAN_PAGES, and
  * PAGECACHE_MAX_PAGES in all, per thread; a kept span older than the
  * scavenge delay goes back to mheap at the thread's next large free, the
- * oldest when the cache is full, all of them when a large allocation of
- * the thread finds none that fits, when the thread exits or calls
+ * oldest when the cache is full, all of them when a large malloc of the
+ * thread (the only requests that look here: not calloc, not an aligned
+ * one) finds none that fits, when the thread exits or calls
  * malloc_trim, and when an allocation of the thread finds no memory
  * (or hits a hard limit: kept spans count as in use).  Another thread's
  * cache is its own: malloc_trim and the scavenger cannot empty it, so a

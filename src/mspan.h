@@ -95,7 +95,7 @@ typedef struct mspan {
 } mspan;
 
 _Static_assert(offsetof(mspan, owner) + sizeof(struct mcache *) <= 64,
-               "every free reads only the span's first cache line");
+               "the free path's span fields are all in the first cache line");
 
 #define SPAN_WORDS_PER_W 3
 static inline uint64_t *span_free_word(const mspan *s, uintptr_t w) {

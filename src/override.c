@@ -20,6 +20,11 @@
 #ifndef GM_STD_NAMES_IN_MALLOC
 EXPORT void *malloc(size_t size) { return gm_malloc(size); }
 EXPORT void free(void *p) { gm_free(p); }
+#else
+/* What malloc.c refers to, so that a static link that takes malloc.o from
+ * the archive takes this file too (and a build that set the macro for one
+ * of the two files only fails to link, rather than leave malloc unbound). */
+__attribute__((visibility("hidden"))) const char gm_override_anchor = 0;
 #endif
 EXPORT void *calloc(size_t n, size_t size) { return gm_calloc(n, size); }
 EXPORT void *realloc(void *p, size_t size) { return gm_realloc(p, size); }

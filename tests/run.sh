@@ -195,6 +195,18 @@ T_api_static() {
         -pthread -ldl -rdynamic &&
         run 180 "${GM_ENV[@]}" "$OUT/test_api_static"
 }
+T_static_minimal() {
+    need_lib && build "$CC" $TEST_CFLAGS tests/api/test_static_minimal.c "$STATIC" \
+        -o "$OUT/test_static_minimal" -pthread -ldl || return 1
+    local progs=("$OUT/test_static_minimal")
+    # Fully static too, where the C library's archive is installed.
+    if echo 'int main(void){return 0;}' | "$CC" -static -x c - -o "$OUT/static_probe" 2>/dev/null; then
+        build "$CC" $TEST_CFLAGS -static tests/api/test_static_minimal.c "$STATIC" \
+            -o "$OUT/test_static_minimal_full" -pthread || return 1
+        progs+=("$OUT/test_static_minimal_full")
+    fi
+    run 60 sh -c 'for p in "$@"; do "$p" || exit 1; done' sh "${progs[@]}"
+}
 T_api_gm() {
     need_lib && build "$CC" $TEST_CFLAGS -DAPI_GM tests/api/test_api.c -o "$OUT/test_api_gm" "$LIB" \
         $RPATH -pthread &&
@@ -480,7 +492,7 @@ T_prog_sort() { need_lib && run 240 GM_ROOT="$ROOT" GM_LIB="$LIB" bash tests/pro
 # Longest first (sanitizer builds compile every source file).
 TESTS=(
     fuzz stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan
-    api_gm_ubsan stress_gm prog_gcc api_preload api_static api_gm prog_git prog_python
+    api_gm_ubsan stress_gm prog_gcc api_preload api_static static_minimal api_gm prog_git prog_python
     prog_perl thread_exit pagecache release trim early cxx cxx_link cxx_new_preload options launcher install
     deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol unit_release_slots
     unit_pagealloc calloc_refused window death unit_sizeclasses

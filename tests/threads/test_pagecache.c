@@ -22,9 +22,9 @@
  *     in a forked child): exactly one free keeps it, the other is reported
  *     as a double free and the child aborts.
  *  h. A miss gives the kept spans back: two buffers grown side by side by
- *     realloc to 8 MiB (neither can grow in place, so each step moves it and
- *     frees the old block, and no kept span ever fits the next size) leave
- *     no span kept; the heap can reuse those pages for the growth itself.
+ *     realloc to 8 MiB (where a buffer cannot grow in place, the step moves
+ *     it and frees the old block, and no kept span ever fits a later size)
+ *     leave no span kept; the heap can reuse those pages for the growth.
  *
  * Linked with build/libgomalloc.so (gm_get_heap_stats).
  */
