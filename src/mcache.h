@@ -157,6 +157,10 @@ static inline void mcache_free_owned(mcache *mc, mspan *s, const void *p, const 
         mspan_bad_free_jump(s, p, SPAN_BAD_INDEX, caller);
         return;
     }
+    /* The count is taken after the bitmap's stores (before them, its store
+     * made the compiler load the free word again), once in each arm: with
+     * one count after a shared "bad" test the compiler lays the path out
+     * worse (113 instructions per 16 B pair against 110). */
     int freed = mspan_free_owned(s, idx);
     if (likely(freed == SPAN_FREED)) {
         gm_count(&mc->nfree[s->spanclass]);

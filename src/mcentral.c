@@ -28,6 +28,11 @@
  *
  * Ownership changes happen under the class lock (mspan_set_owner).
  *
+ * Pages inside a span (mcentral_release_unused_pages): the pages that no
+ * object occupies go back to the OS, for malloc_trim and for a thread that
+ * took an idle owner's revisit stack (then only pages that other threads'
+ * frees emptied).  The caller holds the span in either case; no lock.
+ *
  * Locking: one lock per span class, never held while calling mheap (fork
  * preparation alone holds it together with the heap lock, taken after).
  * The lists are read without the lock only to skip an empty class.

@@ -21,31 +21,31 @@
  * pages is taken in the page allocator (marked in use, so nobody hands it
  * out or releases it twice); the lock is dropped for madvise; the lock is
  * taken again to free the run as released (or as dirty, if the kernel
- * refused).  So no allocation ever waits on madvise.  Who releases: while
- * the background thread gets turns, it alone, except for a memory limit;
- * without it (or when it is starved, below) the program's slow paths
- * (scav_assist), at most ASSIST_PAGES per call.  A program thread's madvise
- * is paid by that thread's allocation: in a virtual machine a release of
- * 1 MiB took 50-100 us, but now and then several ms (the TLB flush waits for
- * the other CPUs), which is why the headroom excess left by a large free is
- * the thread's to return.  While the program uses the heap the thread does
- * not take the heap lock at all: heap operations take runs for it (the
- * excess they find, and aged pages when it asks; hand_off_locked, the
- * release slots below), and later ones give them back released.  Work done to keep a
- * soft limit is further capped at ASSIST_CPU_PERCENT of the time, as Go's
- * CPU limiter caps scavenging assists, so a limit below the live set
- * degrades gracefully instead of thrashing.  A hard limit
- * (GOMALLOC_MEMLIMIT_HARD=1) is not capped, and an allocation that would put
- * the pages in use over it fails with ENOMEM.
+ * refused).  So no allocation ever waits on madvise.
+ *
+ * Who releases.  A program thread's madvise is paid by that thread's
+ * allocation: in a virtual machine a release of 1 MiB took 50-100 us, but
+ * now and then several ms (the TLB flush waits for the other CPUs).  So
+ * while the background thread gets turns, it alone releases, the headroom
+ * excess a large free leaves included; the program's slow paths
+ * (scav_assist, at most ASSIST_PAGES per call) release only for a memory
+ * limit, or everything when there is no thread or it is starved (below).
+ * While the program uses the heap the thread does not take the heap lock at
+ * all: heap operations take runs for it (the excess they find, and aged
+ * pages when it asks; hand_off_locked, the release slots below), and later
+ * ones give them back released.  Work done to keep a soft limit is capped
+ * at ASSIST_CPU_PERCENT of the time, as Go's CPU limiter caps scavenging
+ * assists, so a limit below the live set degrades gracefully instead of
+ * thrashing.  A hard limit (GOMALLOC_MEMLIMIT_HARD=1) is not capped, and an
+ * allocation that would put the pages in use over it fails with ENOMEM.
  *
  * The background thread (GOMALLOC_BACKGROUND, on by default) is Go's
  * background scavenger: it works for at most 1% of the time while the
  * program uses the heap, 25% while the heap has been idle for a whole
  * BG_TICK_NS (nothing else wants the time then, and an idle program should
  * get its memory back within about a second) or while it has runs handed
- * over (the excess, which the program's threads would otherwise release), in
- * bursts of at most
- * BG_BURST_NS with rests in proportion.  It runs at SCHED_IDLE: only on a
+ * over (the excess, which the program's threads would otherwise release),
+ * in bursts of at most BG_BURST_NS with rests in proportion.  It runs at SCHED_IDLE: only on a
  * CPU nothing else wants, and it gives the CPU up the moment a program
  * thread wakes.  A releasing thread can hold its CPU far longer than its
  * own work takes (madvise waits for the other CPUs to flush their TLBs, and
@@ -54,9 +54,11 @@
  * malloc/free pairs waited 5-30 ms.  When the CPUs stay busy and the thread
  * gets no turn for BG_STARVED_NS, the program's slow paths do the aged
  * releases themselves, a bounded amount per call, as they do without the
- * thread.  At the start of an idle tick it first runs the idle work the
- * tiers above registered (mcentral hands back the spans other threads'
- * frees emptied, mheap its empty span-struct slabs).  It starts lazily, at
+ * thread.  At the start of every tick it first runs the work the tiers
+ * above registered, told whether the heap was idle for the tick: every
+ * tick, idle threads' spans give back the pages other threads' frees
+ * emptied; on an idle heap, mcentral also hands back the unowned spans such
+ * frees emptied, and mheap its empty span-struct slabs.  It starts lazily, at
  * the first safe point (see scav_start_background) after the heap has
  * first mapped BG_START_BYTES: a program whose heap stays smaller
  * never gets a thread, and its free memory goes back on its slow paths or

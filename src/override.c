@@ -5,7 +5,10 @@
  * With LD_PRELOAD, or when a program links -lgomalloc, these definitions come
  * before libc's, so every allocation in the process (the program's, libc's,
  * the dynamic loader's once it is running) comes here.  The library is linked
- * with -Bsymbolic-functions, so each of these is a direct jump.
+ * with -Bsymbolic-functions, so each of these is a direct jump.  In the
+ * library's default build malloc and free are not here: they are aliases of
+ * gm_malloc and gm_free in malloc.c (GM_STD_NAMES_IN_MALLOC, see there).
+ * No state, no locks.
  */
 #include <errno.h>
 #include <malloc.h>
