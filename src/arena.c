@@ -17,24 +17,38 @@
  *
  * Huge pages: see advise_hugepages.
  *
- * Each 64 MiB arena the heap touches gets a heaparena with its page -> span
- * table; gm_arenas indexes them by (address - window base) >> 26, so spanof()
- * is two loads.
+ * The span map is one flat page -> span table (arena.h) over the range the
+ * heap has committed, so spanof() is a subtraction, a shift, a bound test
+ * and two loads.  It is metadata mapped read-write without a commit charge
+ * and touched only where an entry is written.  When the heap grows outside
+ * it, a new table at least twice the size replaces it: the entries are
+ * copied (skipping blocks of zeros, which need no page), the new table is
+ * published, and the old one stays mapped for readers that still hold it.
+ * The tables' sizes sum to less than twice the last one, and the last one
+ * is 1/1024 of the heap's address range (8 bytes per 8 KiB page).  Which
+ * 64 MiB arenas hold committed memory is kept in a bitmap, for walks over
+ * every span.
  *
  * Locking: everything that changes state here runs under the heap lock.
- * spanof() readers take no lock: arena pointers are published with release
- * stores and never retracted; span map entries are written before the span's
- * memory is handed out and cleared only when the span is freed.
+ * spanof() readers take no lock: see the ordering argument at spanof.
+ * Entries are written before the span's memory is handed out and cleared
+ * only when the span is freed.
  */
 #include "arena.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "options.h"
 #include "os.h"
 
 uintptr_t gm_heap_base;
-heaparena *gm_arenas[GM_MAX_ARENAS];
+
+static spanmap no_spanmap; /* before the heap exists: no entries */
+spanmap *gm_spanmap = &no_spanmap;
+
+/* Committed 64 MiB arenas, by window offset >> GM_ARENA_SHIFT. */
+static uint64_t arena_bits[GM_MAX_ARENAS / 64];
 
 static uintptr_t committed_end; /* end of the most recent mapping step */
 static size_t committed_bytes;
@@ -57,20 +71,64 @@ static const uintptr_t window_hints[] = {
 /* How often a grow step looks further up the window before giving up. */
 #define GROW_PROBES 4096
 
+/* Entries per block the table copy skips when it holds only zeros: a 4 KiB
+ * page of them, so a block never written is never touched in the new table. */
+#define COPY_BLOCK (4096 / sizeof(struct mspan *))
+
+static size_t spanmap_bytes(size_t npages) { return sizeof(spanmap) + npages * sizeof(struct mspan *); }
+
+/* Makes the span map cover [lo, hi) (arena aligned), replacing it by a
+ * larger table if it does not.  False if the table cannot be mapped. */
+static bool spanmap_cover(uintptr_t lo, uintptr_t hi) {
+    spanmap *old = gm_spanmap;
+    uintptr_t old_end = old->origin + (old->npages << GM_PAGE_SHIFT);
+    if (old->npages && lo >= old->origin && hi <= old_end)
+        return true;
+    if (old->npages) {
+        lo = lo < old->origin ? lo : old->origin;
+        hi = hi > old_end ? hi : old_end;
+        /* At least double, so the copies cost O(1) per entry overall. */
+        size_t want = 2 * (old->npages << GM_PAGE_SHIFT);
+        if (hi - lo < want)
+            hi = lo + want;
+    }
+    uintptr_t window_end = gm_heap_base + GM_HEAP_RANGE;
+    if (hi > window_end || hi < lo)
+        hi = window_end;
+    size_t npages = (hi - lo) >> GM_PAGE_SHIFT;
+    spanmap *m = os_alloc_metadata(spanmap_bytes(npages));
+    if (!m)
+        return false;
+    m->origin = lo;
+    m->npages = npages;
+    size_t shift = (old->origin - lo) >> GM_PAGE_SHIFT; /* old entry i is new entry shift + i */
+    for (size_t i = 0; i < old->npages; i += COPY_BLOCK) {
+        size_t n = old->npages - i < COPY_BLOCK ? old->npages - i : COPY_BLOCK;
+        for (size_t j = 0; j < n; j++) {
+            if (old->entries[i + j]) {
+                memcpy(&m->entries[shift + i], &old->entries[i], n * sizeof(struct mspan *));
+                break;
+            }
+        }
+    }
+    __atomic_store_n(&gm_spanmap, m, __ATOMIC_RELEASE);
+    return true;
+}
+
 static bool add_arena_metadata(uintptr_t start, size_t bytes) {
-    uintptr_t first = gm_align_down(start, GM_ARENA_SIZE);
-    for (uintptr_t a = first; a < start + bytes; a += GM_ARENA_SIZE) {
-        size_t idx = (a - gm_heap_base) >> GM_ARENA_SHIFT;
-        if (idx >= GM_MAX_ARENAS)
-            return false;
-        if (gm_arenas[idx])
-            continue;
-        heaparena *ha = os_alloc_metadata(sizeof(heaparena));
-        if (!ha)
-            return false;
-        __atomic_store_n(&gm_arenas[idx], ha, __ATOMIC_RELEASE);
+    uintptr_t lo = gm_align_down(start, GM_ARENA_SIZE);
+    uintptr_t hi = gm_align_up(start + bytes, GM_ARENA_SIZE);
+    if (!spanmap_cover(lo, hi))
+        return false;
+    for (uintptr_t a = lo; a < hi; a += GM_ARENA_SIZE) {
+        size_t ai = (a - gm_heap_base) >> GM_ARENA_SHIFT;
+        arena_bits[ai / 64] |= (uint64_t)1 << (ai % 64);
     }
     return true;
+}
+
+bool arena_present(size_t ai) {
+    return ai < GM_MAX_ARENAS && (arena_bits[ai / 64] >> (ai % 64) & 1);
 }
 
 /* A window whose start region is free right now; 0 if none is.  The probe
@@ -164,12 +222,10 @@ bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got) {
 uintptr_t arena_committed_end(void) { return committed_end; }
 
 void spanmap_set(uintptr_t base, size_t npages, struct mspan *s) {
-    for (size_t i = 0; i < npages; i++) {
-        uintptr_t off = base + (i << GM_PAGE_SHIFT) - gm_heap_base;
-        heaparena *a = gm_arenas[off >> GM_ARENA_SHIFT];
-        __atomic_store_n(&a->spans[(off >> GM_PAGE_SHIFT) & (GM_ARENA_PAGES - 1)], s,
-                         __ATOMIC_RELEASE);
-    }
+    spanmap *m = gm_spanmap;
+    size_t first = (base - m->origin) >> GM_PAGE_SHIFT;
+    for (size_t i = 0; i < npages; i++)
+        __atomic_store_n(&m->entries[first + i], s, __ATOMIC_RELEASE);
 }
 
 size_t arena_committed_bytes(void) { return committed_bytes; }

@@ -12,28 +12,45 @@
 
 struct mspan;
 
-/* Per-arena metadata: the span of every page (Go's heapArena.spans).  A page
- * of a small-object span maps to its span; a large span maps only its first
- * page, so an interior pointer into a large object finds nothing. */
-typedef struct heaparena {
-    struct mspan *spans[GM_ARENA_PAGES];
-} heaparena;
+/* The span map: the span of every heap page (Go's heapArena.spans, in one
+ * flat table).  A page of a small-object span maps to its span; a large
+ * span maps only its first page, so an interior pointer into a large object
+ * finds nothing.  Entry i is the page at origin + i pages; the table covers
+ * the heap's committed range and grows (as a new table) with it.  A table
+ * once published is never changed in size or origin and never unmapped, so
+ * a reader holding an old one still finds every span that existed when the
+ * table was replaced. */
+typedef struct spanmap {
+    uintptr_t origin;          /* address of entry 0's page */
+    size_t npages;             /* entries */
+    struct mspan *entries[];
+} spanmap;
 
-/* The heap window: all arenas lie in [gm_heap_base, gm_heap_base + 1 TiB). */
+/* The current table; never NULL (an empty one before the heap exists). */
+extern spanmap *gm_spanmap GM_INTERNAL;
+
+/* The heap window: all heap memory lies in [gm_heap_base, gm_heap_base + 1 TiB). */
 extern uintptr_t gm_heap_base GM_INTERNAL;
-extern heaparena *gm_arenas[GM_MAX_ARENAS] GM_INTERNAL;
 
-/* The span holding address p, or NULL: two dependent loads, no lock. */
+/* The span holding address p, or NULL: the table, then its entry; no lock,
+ * no test of the window (an address outside the table's range, below its
+ * origin included, gives an index past its end).
+ *
+ * Ordering: the table pointer is loaded with acquire, pairing with the
+ * release store that published it (its origin, length and copied entries
+ * were written before).  A pointer this thread may free was handed out
+ * after its span's entry was written, in whatever table was current then;
+ * any table published later carries the entry, and none published earlier
+ * can be loaded here (the handing out happened after its replacement, and
+ * a load cannot see a value older than one that happens before it).  The
+ * entry itself is loaded with acquire, pairing with spanmap_set's release
+ * store, so the span's fields written before it are visible. */
 static inline struct mspan *spanof(const void *p) {
-    uintptr_t off = (uintptr_t)p - __atomic_load_n(&gm_heap_base, __ATOMIC_RELAXED);
-    uintptr_t ai = off >> GM_ARENA_SHIFT; /* the window check and the index in one shift */
-    if (unlikely(ai >= GM_MAX_ARENAS))
+    const spanmap *m = __atomic_load_n(&gm_spanmap, __ATOMIC_ACQUIRE);
+    uintptr_t pg = ((uintptr_t)p - m->origin) >> GM_PAGE_SHIFT;
+    if (unlikely(pg >= m->npages))
         return NULL;
-    heaparena *a = __atomic_load_n(&gm_arenas[ai], __ATOMIC_ACQUIRE);
-    if (unlikely(a == NULL))
-        return NULL;
-    return __atomic_load_n(&a->spans[(off >> GM_PAGE_SHIFT) & (GM_ARENA_PAGES - 1)],
-                           __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&m->entries[pg], __ATOMIC_ACQUIRE);
 }
 
 /* Chooses the heap window and the heap's random start in it; maps nothing.
@@ -50,8 +67,14 @@ GM_INTERNAL bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got);
 /* The end of the committed heap: growing from here is contiguous. */
 GM_INTERNAL uintptr_t arena_committed_end(void);
 
-/* Points every page in [base, base + npages pages) at s (NULL to clear). */
+/* Points every page in [base, base + npages pages) at s (NULL to clear).
+ * The pages lie in a range arena_grow committed.  Heap lock held. */
 GM_INTERNAL void spanmap_set(uintptr_t base, size_t npages, struct mspan *s);
+
+/* Is any of the 64 MiB arena at window offset ai << GM_ARENA_SHIFT
+ * committed?  (For walks over every span, under the heap lock or in a
+ * process of one thread.) */
+GM_INTERNAL bool arena_present(size_t ai);
 
 /* Bytes of heap address space committed so far (Go's HeapSys). */
 GM_INTERNAL size_t arena_committed_bytes(void);

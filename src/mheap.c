@@ -617,13 +617,12 @@ void mheap_large_cache_expire_locked(uint64_t older_than) {
 
 void mheap_for_each_small_span(void (*fn)(mspan *s, void *arg), void *arg) {
     for (size_t ai = 0; ai < GM_MAX_ARENAS; ai++) {
-        heaparena *ha = __atomic_load_n(&gm_arenas[ai], __ATOMIC_ACQUIRE);
-        if (!ha)
+        if (!arena_present(ai))
             continue;
         uintptr_t arena_base = gm_heap_base + (ai << GM_ARENA_SHIFT);
         for (size_t pg = 0; pg < GM_ARENA_PAGES;) {
-            mspan *s = ha->spans[pg];
             uintptr_t a = arena_base + (pg << GM_PAGE_SHIFT);
+            mspan *s = spanof((void *)a);
             if (s && s->state == SPAN_SMALL && s->base == a) {
                 pg += s->npages;
                 fn(s, arg); /* may free s */
@@ -636,12 +635,11 @@ void mheap_for_each_small_span(void (*fn)(mspan *s, void *arg), void *arg) {
 
 void mheap_for_each_parked_span(void (*fn)(mspan *s, void *arg), void *arg) {
     for (size_t ai = 0; ai < GM_MAX_ARENAS; ai++) {
-        heaparena *ha = __atomic_load_n(&gm_arenas[ai], __ATOMIC_ACQUIRE);
-        if (!ha)
+        if (!arena_present(ai))
             continue;
         uintptr_t arena_base = gm_heap_base + (ai << GM_ARENA_SHIFT);
         for (size_t pg = 0; pg < GM_ARENA_PAGES; pg++) {
-            mspan *s = ha->spans[pg];
+            mspan *s = spanof((void *)(arena_base + (pg << GM_PAGE_SHIFT)));
             if (s && s->state == SPAN_PARKED && s->base == arena_base + (pg << GM_PAGE_SHIFT))
                 fn(s, arg); /* may free s */
         }
