@@ -185,6 +185,12 @@ T_unit_span_protocol() {
         run 120 "$OUT/test_span_protocol"
 }
 
+T_unit_spanmap() {
+    build "$CC" $SRC_CFLAGS -O1 -g tests/unit/test_spanmap.c "${GM_SRCS[@]}" \
+        -o "$OUT/test_spanmap" -lpthread &&
+        run 120 "$OUT/test_spanmap"
+}
+
 # API conformance
 T_api_preload() {
     need_lib && build "$CC" $TEST_CFLAGS tests/api/test_api.c -o "$OUT/test_api" -ldl -rdynamic &&
@@ -494,7 +500,7 @@ TESTS=(
     fuzz stress_tsan fork stress_preload stress_tsan_clang stress_asan prog_sort stress_ubsan
     api_gm_ubsan stress_gm prog_gcc api_preload api_static static_minimal api_gm prog_git prog_python
     prog_perl thread_exit pagecache release trim early cxx cxx_link cxx_new_preload options launcher install
-    deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol unit_release_slots
+    deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol unit_spanmap unit_release_slots
     unit_pagealloc calloc_refused window death unit_sizeclasses
     api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default span_guard idle_release
     limits_soft limits_hard limits_hardenv limits_huge limits_cgroup fork_scavenger crowded ulimit thp
