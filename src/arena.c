@@ -19,15 +19,20 @@
  *
  * The span map is one flat page -> span table (arena.h) over the range the
  * heap has committed, so spanof() is a subtraction, a shift, a bound test
- * and two loads.  It is metadata mapped read-write without a commit charge
- * and touched only where an entry is written.  When the heap grows outside
- * it, a new table at least twice the size replaces it: the entries are
- * copied (skipping blocks of zeros, which need no page), the new table is
- * published, and the old one stays mapped for readers that still hold it.
- * The tables' sizes sum to less than twice the last one, and the last one
- * is 1/1024 of the heap's address range (8 bytes per 8 KiB page).  Which
- * 64 MiB arenas hold committed memory is kept in a bitmap, for walks over
- * every span.
+ * and two loads.  It lives at its home, the top 1 GiB of the window, which
+ * the heap never uses: as the heap grows, the entries for its new pages are
+ * mapped right after the table's end and npages grows, so nothing moves or
+ * is copied (a copy would fault in every page of the new table under the
+ * heap lock: 7 ms at 2 GiB of heap on this project's machine).  It is
+ * metadata mapped read-write without a commit charge, and touched only
+ * where an entry is written.  Only when the heap grows below the table's
+ * origin (its window's top is full and it wraps to the bottom), or
+ * something else occupies the table's home, is a new table, at least twice
+ * the size, made elsewhere: the entries are copied (skipping blocks of
+ * zeros, which need no page), the new table is published, and the old one
+ * stays mapped for readers that still hold it.  A table is 1/1024 of the
+ * heap's address range.  Which 64 MiB arenas hold committed memory is kept
+ * in a bitmap, for walks over every span.
  *
  * Locking: everything that changes state here runs under the heap lock.
  * spanof() readers take no lock: see the ordering argument at spanof.
@@ -77,13 +82,46 @@ static const uintptr_t window_hints[] = {
 
 static size_t spanmap_bytes(size_t npages) { return sizeof(spanmap) + npages * sizeof(struct mspan *); }
 
-/* Makes the span map cover [lo, hi) (arena aligned), replacing it by a
- * larger table if it does not.  False if the table cannot be mapped. */
+static uintptr_t spanmap_home(void) { return gm_heap_base + GM_HEAP_USABLE; }
+static size_t home_mapped; /* bytes mapped at the home so far */
+
+/* Maps the home's bytes up to `need` (page aligned).  False if the kernel
+ * refuses or something else is mapped there. */
+static bool home_map(size_t need) {
+    if (need > GM_SPANMAP_HOME_BYTES)
+        return false;
+    if (need > home_mapped) {
+        if (os_alloc_metadata_at(spanmap_home() + home_mapped, need - home_mapped) != 0)
+            return false;
+        home_mapped = need;
+    }
+    return true;
+}
+
+static size_t home_bytes(size_t npages) { return gm_align_up(spanmap_bytes(npages), 4096); }
+
+/* Makes the span map cover [lo, hi) (arena aligned): in place at its home,
+ * or by a larger table elsewhere.  False if the table cannot be mapped. */
 static bool spanmap_cover(uintptr_t lo, uintptr_t hi) {
     spanmap *old = gm_spanmap;
     uintptr_t old_end = old->origin + (old->npages << GM_PAGE_SHIFT);
     if (old->npages && lo >= old->origin && hi <= old_end)
         return true;
+    if (old->npages == 0 || ((uintptr_t)old == spanmap_home() && lo >= old->origin)) {
+        spanmap *m = (spanmap *)spanmap_home();
+        uintptr_t origin = old->npages ? old->origin : lo;
+        size_t npages = (hi - origin) >> GM_PAGE_SHIFT;
+        if (home_map(home_bytes(npages))) {
+            if (old->npages == 0) {
+                m->origin = origin;
+                __atomic_store_n(&m->npages, npages, __ATOMIC_RELAXED);
+                __atomic_store_n(&gm_spanmap, m, __ATOMIC_RELEASE);
+            } else {
+                __atomic_store_n(&m->npages, npages, __ATOMIC_RELEASE);
+            }
+            return true;
+        }
+    }
     if (old->npages) {
         lo = lo < old->origin ? lo : old->origin;
         hi = hi > old_end ? hi : old_end;
@@ -92,9 +130,9 @@ static bool spanmap_cover(uintptr_t lo, uintptr_t hi) {
         if (hi - lo < want)
             hi = lo + want;
     }
-    uintptr_t window_end = gm_heap_base + GM_HEAP_RANGE;
-    if (hi > window_end || hi < lo)
-        hi = window_end;
+    uintptr_t heap_end = gm_heap_base + GM_HEAP_USABLE;
+    if (hi > heap_end || hi < lo)
+        hi = heap_end;
     size_t npages = (hi - lo) >> GM_PAGE_SHIFT;
     spanmap *m = os_alloc_metadata(spanmap_bytes(npages));
     if (!m)
@@ -183,7 +221,7 @@ bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got) {
         return false;
     bytes = gm_align_up(bytes, GM_CHUNK_SIZE);
     os_keep_metadata_reserve();
-    uintptr_t window_end = gm_heap_base + GM_HEAP_RANGE;
+    uintptr_t window_end = gm_heap_base + GM_HEAP_USABLE; /* the span map's home above */
     uintptr_t at = committed_end;
     bool wrapped = false;
     for (int tries = 0;; tries++) {

@@ -16,21 +16,27 @@ struct mspan;
  * flat table).  A page of a small-object span maps to its span; a large
  * span maps only its first page, so an interior pointer into a large object
  * finds nothing.  Entry i is the page at origin + i pages; the table covers
- * the heap's committed range and grows (as a new table) with it.  A table
- * once published is never changed in size or origin and never unmapped, so
- * a reader holding an old one still finds every span that existed when the
- * table was replaced. */
+ * the heap's committed range and grows with it: in place at its home at the
+ * top of the window (npages grows; the entries already there stay), or,
+ * when that cannot be, as a new table.  A table once replaced is never
+ * changed again and never unmapped, so a reader holding it still finds
+ * every span that existed when it was replaced. */
 typedef struct spanmap {
     uintptr_t origin;          /* address of entry 0's page */
-    size_t npages;             /* entries */
+    size_t npages;             /* entries (grows at home: atomic) */
     struct mspan *entries[];
 } spanmap;
 
 /* The current table; never NULL (an empty one before the heap exists). */
 extern spanmap *gm_spanmap GM_INTERNAL;
 
-/* The heap window: all heap memory lies in [gm_heap_base, gm_heap_base + 1 TiB). */
+/* The heap window: all heap memory lies in [gm_heap_base, gm_heap_base +
+ * GM_HEAP_USABLE); the span map's home takes the rest of the 1 TiB, room
+ * for a table that covers the whole window (8 bytes per 8 KiB page) and one
+ * arena's more, which keeps the heap's end arena aligned. */
 extern uintptr_t gm_heap_base GM_INTERNAL;
+#define GM_SPANMAP_HOME_BYTES ((GM_HEAP_RANGE >> (GM_PAGE_SHIFT - 3)) + GM_ARENA_SIZE)
+#define GM_HEAP_USABLE (GM_HEAP_RANGE - GM_SPANMAP_HOME_BYTES)
 
 /* The span holding address p, or NULL: the table, then its entry; no lock,
  * no test of the window (an address outside the table's range, below its
@@ -38,17 +44,20 @@ extern uintptr_t gm_heap_base GM_INTERNAL;
  *
  * Ordering: the table pointer is loaded with acquire, pairing with the
  * release store that published it (its origin, length and copied entries
- * were written before).  A pointer this thread may free was handed out
- * after its span's entry was written, in whatever table was current then;
- * any table published later carries the entry, and none published earlier
- * can be loaded here (the handing out happened after its replacement, and
- * a load cannot see a value older than one that happens before it).  The
- * entry itself is loaded with acquire, pairing with spanmap_set's release
- * store, so the span's fields written before it are visible. */
+ * were written before); so is npages, pairing with the release store that
+ * grows the table in place after mapping the new entries.  A pointer this
+ * thread may free was handed out after its span's entry was written, in
+ * whatever table was current then and within its npages; any table
+ * published later carries the entry, and neither an earlier table nor an
+ * earlier npages can be loaded here (the handing out happened after the
+ * store that replaced them, and a load cannot see a value older than one
+ * that happens before it).  The entry itself is loaded with acquire,
+ * pairing with spanmap_set's release store, so the span's fields written
+ * before it are visible. */
 static inline struct mspan *spanof(const void *p) {
     const spanmap *m = __atomic_load_n(&gm_spanmap, __ATOMIC_ACQUIRE);
     uintptr_t pg = ((uintptr_t)p - m->origin) >> GM_PAGE_SHIFT;
-    if (unlikely(pg >= m->npages))
+    if (unlikely(pg >= __atomic_load_n(&m->npages, __ATOMIC_ACQUIRE)))
         return NULL;
     return __atomic_load_n(&m->entries[pg], __ATOMIC_ACQUIRE);
 }

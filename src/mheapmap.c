@@ -85,7 +85,7 @@ static uintptr_t hex(const char **s) {
  * joins the committed ranges. */
 static bool committed_line(const char *s, void *arg) {
     (void)arg;
-    uintptr_t lo = gm_heap_base, hi = gm_heap_base + GM_HEAP_RANGE;
+    uintptr_t lo = gm_heap_base, hi = gm_heap_base + GM_HEAP_USABLE;
     uintptr_t a = hex(&s);
     if (*s++ != '-')
         return true;

@@ -229,6 +229,26 @@ void *os_alloc_metadata_aligned(size_t bytes, size_t align) {
 
 void *os_alloc_metadata(size_t bytes) { return os_alloc_metadata_aligned(bytes, 4096); }
 
+int os_alloc_metadata_at(uintptr_t addr, size_t bytes) {
+    if (fault_now(GM_FAULT_MMAP))
+        return ENOMEM;
+    int saved = errno;
+    void *p = mmap((void *)addr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    int err = p == MAP_FAILED ? errno : 0;
+    if (!err && (uintptr_t)p != addr) { /* kernels before 4.17 treat the flag as a hint */
+        munmap(p, bytes);
+        err = EEXIST;
+    }
+    if (!err)
+        madvise(p, bytes, MADV_NOHUGEPAGE); /* as os_alloc_metadata_aligned */
+    errno = saved;
+    if (err)
+        return err == EEXIST ? EEXIST : ENOMEM;
+    __atomic_fetch_add(&metadata_bytes, bytes, __ATOMIC_RELAXED);
+    return 0;
+}
+
 void os_unmap(void *addr, size_t bytes) {
     int saved = errno;
     munmap(addr, bytes);

@@ -37,6 +37,9 @@ GM_INTERNAL bool os_each_map_line(bool (*fn)(const char *line, void *arg), void 
 GM_INTERNAL void *os_alloc_metadata(size_t bytes);
 /* The same, at an address that is a multiple of align (a power of two). */
 GM_INTERNAL void *os_alloc_metadata_aligned(size_t bytes, size_t align);
+/* The same, exactly at addr (page aligned), for metadata that grows in
+ * place.  0, EEXIST if something is mapped there, or ENOMEM. */
+GM_INTERNAL int os_alloc_metadata_at(uintptr_t addr, size_t bytes);
 /* Keeps a little address space back for os_alloc_metadata, for when the
  * kernel refuses new mappings (called under the heap lock as it grows). */
 GM_INTERNAL void os_keep_metadata_reserve(void);
