@@ -50,7 +50,7 @@
 uintptr_t gm_heap_base;
 
 static spanmap no_spanmap; /* before the heap exists: no entries */
-spanmap *gm_spanmap = &no_spanmap;
+struct mspan **gm_spanmap_entries = no_spanmap.entries;
 
 /* Committed 64 MiB arenas, by window offset >> GM_ARENA_SHIFT. */
 static uint64_t arena_bits[GM_MAX_ARENAS / 64];
@@ -103,7 +103,7 @@ static size_t home_bytes(size_t npages) { return gm_align_up(spanmap_bytes(npage
 /* Makes the span map cover [lo, hi) (arena aligned): in place at its home,
  * or by a larger table elsewhere.  False if the table cannot be mapped. */
 static bool spanmap_cover(uintptr_t lo, uintptr_t hi) {
-    spanmap *old = gm_spanmap;
+    spanmap *old = spanmap_of_entries(gm_spanmap_entries);
     uintptr_t old_end = old->origin + (old->npages << GM_PAGE_SHIFT);
     if (old->npages && lo >= old->origin && hi <= old_end)
         return true;
@@ -115,7 +115,7 @@ static bool spanmap_cover(uintptr_t lo, uintptr_t hi) {
             if (old->npages == 0) {
                 m->origin = origin;
                 __atomic_store_n(&m->npages, npages, __ATOMIC_RELAXED);
-                __atomic_store_n(&gm_spanmap, m, __ATOMIC_RELEASE);
+                __atomic_store_n(&gm_spanmap_entries, m->entries, __ATOMIC_RELEASE);
             } else {
                 __atomic_store_n(&m->npages, npages, __ATOMIC_RELEASE);
             }
@@ -149,7 +149,7 @@ static bool spanmap_cover(uintptr_t lo, uintptr_t hi) {
             }
         }
     }
-    __atomic_store_n(&gm_spanmap, m, __ATOMIC_RELEASE);
+    __atomic_store_n(&gm_spanmap_entries, m->entries, __ATOMIC_RELEASE);
     return true;
 }
 
@@ -260,7 +260,7 @@ bool arena_grow(size_t bytes, uintptr_t *addr, size_t *got) {
 uintptr_t arena_committed_end(void) { return committed_end; }
 
 void spanmap_set(uintptr_t base, size_t npages, struct mspan *s) {
-    spanmap *m = gm_spanmap;
+    spanmap *m = spanmap_of_entries(gm_spanmap_entries);
     size_t first = (base - m->origin) >> GM_PAGE_SHIFT;
     for (size_t i = 0; i < npages; i++)
         __atomic_store_n(&m->entries[first + i], s, __ATOMIC_RELEASE);

@@ -27,8 +27,18 @@ typedef struct spanmap {
     struct mspan *entries[];
 } spanmap;
 
-/* The current table; never NULL (an empty one before the heap exists). */
-extern spanmap *gm_spanmap GM_INTERNAL;
+/* The current table, published as the address of its entries (the header
+ * lies just below them), so that spanof indexes the very pointer it loaded;
+ * never NULL (an empty table before the heap exists). */
+extern struct mspan **gm_spanmap_entries GM_INTERNAL;
+
+static inline spanmap *spanmap_of_entries(struct mspan **entries) {
+    return (spanmap *)((char *)entries - offsetof(spanmap, entries));
+}
+
+static inline spanmap *spanmap_current(void) {
+    return spanmap_of_entries(__atomic_load_n(&gm_spanmap_entries, __ATOMIC_ACQUIRE));
+}
 
 /* The heap window: all heap memory lies in [gm_heap_base, gm_heap_base +
  * GM_HEAP_USABLE); the span map's home takes the rest of the 1 TiB, room
@@ -40,11 +50,14 @@ extern uintptr_t gm_heap_base GM_INTERNAL;
 
 /* The span holding address p, or NULL: the table, then its entry; no lock,
  * no test of the window (an address outside the table's range, below its
- * origin included, gives an index past its end).
+ * origin included, gives an index past its end).  NULL in particular finds
+ * nothing, which free() relies on: 0 - origin wraps to an index far past
+ * any table's end (origins are user-space heap addresses, below 2^47), and
+ * the empty table before the heap has no entries.
  *
- * Ordering: the table pointer is loaded with acquire, pairing with the
- * release store that published it (its origin, length and copied entries
- * were written before); so is npages, pairing with the release store that
+ * Ordering: the table (gm_spanmap_entries) is loaded with acquire, pairing
+ * with the release store that published it (its origin, length and copied
+ * entries were written before); so is npages, pairing with the release store that
  * grows the table in place after mapping the new entries.  A pointer this
  * thread may free was handed out after its span's entry was written, in
  * whatever table was current then and within its npages; any table
@@ -55,11 +68,12 @@ extern uintptr_t gm_heap_base GM_INTERNAL;
  * pairing with spanmap_set's release store, so the span's fields written
  * before it are visible. */
 static inline struct mspan *spanof(const void *p) {
-    const spanmap *m = __atomic_load_n(&gm_spanmap, __ATOMIC_ACQUIRE);
+    struct mspan **entries = __atomic_load_n(&gm_spanmap_entries, __ATOMIC_ACQUIRE);
+    const spanmap *m = spanmap_of_entries(entries);
     uintptr_t pg = ((uintptr_t)p - m->origin) >> GM_PAGE_SHIFT;
     if (unlikely(pg >= __atomic_load_n(&m->npages, __ATOMIC_ACQUIRE)))
         return NULL;
-    return __atomic_load_n(&m->entries[pg], __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&entries[pg], __ATOMIC_ACQUIRE);
 }
 
 /* Chooses the heap window and the heap's random start in it; maps nothing.

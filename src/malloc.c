@@ -275,19 +275,25 @@ static inline __attribute__((always_inline)) void free_in_span(mspan *s, void *p
         free_other(s, p, caller);
 }
 
+/* p has no span: NULL, which free ignores, or not an address this heap
+ * handed out.  Out of line: the fast path tests neither. */
+static GM_NOINLINE void free_without_span(void *p, const char *caller) {
+    if (p != NULL)
+        gm_bad_pointer_jump(caller, p);
+}
+
+/* Frees p, NULL included: NULL is below every span map's origin, so it has
+ * no span (arena.h), and free(NULL) costs the fast path no test of its own. */
 static inline __attribute__((always_inline)) void free_impl(void *p, const char *caller) {
     mspan *s = spanof(p);
     if (unlikely(!s)) {
-        gm_bad_pointer_jump(caller, p);
+        free_without_span(p, caller);
         return;
     }
     free_in_span(s, p, caller);
 }
 
-void gm_free(void *p) {
-    if (likely(p != NULL))
-        free_impl(p, "free");
-}
+void gm_free(void *p) { free_impl(p, "free"); }
 
 #ifdef GM_STD_NAMES_IN_MALLOC
 /* malloc and free under their C library names are the functions above

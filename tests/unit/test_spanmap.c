@@ -43,7 +43,7 @@ static bool covers(const spanmap *m, const void *p) {
 static void test_in_place(void) {
     for (int i = 0; i < NSMALL; i++)
         small[i] = gm_malloc(SMALL);
-    spanmap *m = __atomic_load_n(&gm_spanmap, __ATOMIC_ACQUIRE);
+    spanmap *m = spanmap_current();
     size_t n0 = npages_of(m);
     CHECK(n0 > 0);
     mspan *before[NSMALL];
@@ -54,7 +54,7 @@ static void test_in_place(void) {
     while (nbig < 64 && npages_of(m) == n0)
         big[nbig++] = gm_malloc(32 * MiB);
     CHECK_MSG(npages_of(m) > n0, "the span map never grew (%d blocks of 32 MiB)", nbig);
-    CHECK_MSG(__atomic_load_n(&gm_spanmap, __ATOMIC_ACQUIRE) == m, "the table moved");
+    CHECK_MSG(spanmap_current() == m, "the table moved");
     for (int i = 0; i < NSMALL; i++)
         CHECK(spanof(small[i]) == before[i] && before[i] != NULL);
     mspan *s = spanof(big[nbig - 1]);
@@ -68,7 +68,7 @@ static void test_in_place(void) {
 static void test_replacement(void) {
     for (int i = 0; i < NSMALL; i++)
         small[i] = gm_malloc(SMALL);
-    spanmap *old = __atomic_load_n(&gm_spanmap, __ATOMIC_ACQUIRE);
+    spanmap *old = spanmap_current();
     /* Occupy the page after the table's end, where it would grow next. */
     uintptr_t next = ((uintptr_t)&old->entries[npages_of(old)] + 4095) & ~(uintptr_t)4095;
     void *block = mmap((void *)next, 4096, PROT_NONE,
@@ -83,9 +83,9 @@ static void test_replacement(void) {
     /* Grow the heap until the table no longer covers it. */
     void *big[64];
     int nbig = 0;
-    while (nbig < 64 && __atomic_load_n(&gm_spanmap, __ATOMIC_ACQUIRE) == old)
+    while (nbig < 64 && spanmap_current() == old)
         big[nbig++] = gm_malloc(32 * MiB);
-    spanmap *now = __atomic_load_n(&gm_spanmap, __ATOMIC_ACQUIRE);
+    spanmap *now = spanmap_current();
     CHECK_MSG(now != old, "the span map was never replaced (%d blocks of 32 MiB)", nbig);
     CHECK(npages_of(now) >= 2 * npages_of(old));
     CHECK(now->origin <= old->origin);
@@ -168,12 +168,12 @@ static void test_concurrent_replacement(void) {
     void *held[64];
     int n = 0;
     for (; n < 64 && grown < 3; n++) {
-        spanmap *m = __atomic_load_n(&gm_spanmap, __ATOMIC_ACQUIRE);
+        spanmap *m = spanmap_current();
         size_t np = npages_of(m);
         held[n] = gm_malloc(64 * MiB);
         if (!held[n])
             break;
-        grown += __atomic_load_n(&gm_spanmap, __ATOMIC_ACQUIRE) != m || npages_of(m) != np;
+        grown += spanmap_current() != m || npages_of(m) != np;
     }
     __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
     pthread_join(t, NULL);
