@@ -108,10 +108,10 @@ static inline __attribute__((always_inline)) void *alloc_class(mcache *mc, uintp
     return p;
 }
 
-/* Up to GM_SMALL_SIZE_MAX (1 KiB): the 8-byte step table. */
+/* Up to GM_SMALL_SIZE_MAX (1 KiB): the table with an entry per byte. */
 static inline __attribute__((always_inline)) void *alloc_smallest(size_t size) {
     mcache *mc = gm_tls.mcache;
-    uintptr_t spc = gm_size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV];
+    uintptr_t spc = gm_size_to_class1[size];
     if (unlikely(spc <= 1))
         return alloc_tiniest(mc, size);
     return alloc_class(mc, spc);

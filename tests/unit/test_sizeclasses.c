@@ -59,8 +59,8 @@ static void check_constants(void)
     check(GM_NUM_SIZE_CLASSES == 67, "GM_NUM_SIZE_CLASSES is %d, expected 67", GM_NUM_SIZE_CLASSES);
     check(GM_MIN_ALIGN == 16, "GM_MIN_ALIGN is %d, expected 16", GM_MIN_ALIGN);
     check(GM_MAX_SMALL_SIZE == 32768, "GM_MAX_SMALL_SIZE is %d", GM_MAX_SMALL_SIZE);
-    check(sizeof gm_size_to_class8 == 129, "gm_size_to_class8 has %zu entries, expected 129",
-          sizeof gm_size_to_class8);
+    check(sizeof gm_size_to_class1 == 1025, "gm_size_to_class1 has %zu entries, expected 1025",
+          sizeof gm_size_to_class1);
     check(sizeof gm_size_to_class128 == 249, "gm_size_to_class128 has %zu entries, expected 249",
           sizeof gm_size_to_class128);
     check(gm_class_size[0] == 0 && gm_class_npages[0] == 0 && gm_class_nobjs[0] == 0 &&
