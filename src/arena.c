@@ -80,7 +80,9 @@ static const uintptr_t window_hints[] = {
  * page of them, so a block never written is never touched in the new table. */
 #define COPY_BLOCK (4096 / sizeof(struct mspan *))
 
-static size_t spanmap_bytes(size_t npages) { return sizeof(spanmap) + npages * sizeof(struct mspan *); }
+static size_t spanmap_bytes(size_t npages) {
+    return sizeof(spanmap) + npages * sizeof(struct mspan *);
+}
 
 static uintptr_t spanmap_home(void) { return gm_heap_base + GM_HEAP_USABLE; }
 static size_t home_mapped; /* bytes mapped at the home so far */
@@ -131,7 +133,7 @@ static bool spanmap_cover(uintptr_t lo, uintptr_t hi) {
             hi = lo + want;
     }
     uintptr_t heap_end = gm_heap_base + GM_HEAP_USABLE;
-    if (hi > heap_end || hi < lo)
+    if (hi > heap_end)
         hi = heap_end;
     size_t npages = (hi - lo) >> GM_PAGE_SHIFT;
     spanmap *m = os_alloc_metadata(spanmap_bytes(npages));

@@ -124,11 +124,6 @@ GM_INTERNAL __attribute__((noreturn, cold)) void gm_fatal(const char *msg, const
  * already freed, "invalid pointer" otherwise. */
 GM_INTERNAL __attribute__((noreturn, cold)) void gm_bad_pointer(const char *caller, const void *p,
                                                                 bool already_freed);
-/* gm_bad_pointer(caller, p, false), for a fast path to reach by a jump: it
- * does not return, but is not declared noreturn (and lives in another file,
- * so the compiler cannot find out), so the call can be a tail call and the
- * fast path keeps no stack frame for it. */
-GM_INTERNAL __attribute__((cold)) void gm_bad_pointer_jump(const char *caller, const void *p);
 /* The same, with what the allocator knows of the block: its size (the
  * slot size of its class, or a large block's), whether p is inside it
  * rather than at its start, and whether it was freed. */

@@ -279,7 +279,7 @@ static inline __attribute__((always_inline)) void free_in_span(mspan *s, void *p
  * handed out.  Out of line: the fast path tests neither. */
 static GM_NOINLINE void free_without_span(void *p, const char *caller) {
     if (p != NULL)
-        gm_bad_pointer_jump(caller, p);
+        bad_pointer(caller, p);
 }
 
 /* Frees p, NULL included: NULL is below every span map's origin, so it has

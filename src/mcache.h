@@ -185,9 +185,9 @@ static inline void mcache_free_small(mspan *s, const void *p, const char *caller
 
 /* Another thread's view of cache mc (one that seems idle, or any, for
  * malloc_trim): the pages of the set-aside spans on its revisit stack that
- * other threads' frees have emptied go back to the OS.  The spans stay mc's (only its thread may move
- * them); taking the stack briefly keeps the owner's refills off them.
- * Returns the bytes released. */
+ * other threads' frees have emptied go back to the OS.  The spans stay mc's
+ * (only its thread may move them); taking the stack briefly keeps the
+ * owner's refills off them.  Returns the bytes released. */
 GM_INTERNAL size_t mcache_release_others_freed_pages(mcache *mc);
 
 /* Gives every span of mc up (thread exit): to mcentral, or to mheap. */

@@ -45,9 +45,9 @@
  * BG_TICK_NS (nothing else wants the time then, and an idle program should
  * get its memory back within about a second) or while it has runs handed
  * over (the excess, which the program's threads would otherwise release),
- * in bursts of at most BG_BURST_NS with rests in proportion.  It runs at SCHED_IDLE: only on a
- * CPU nothing else wants, and it gives the CPU up the moment a program
- * thread wakes.  A releasing thread can hold its CPU far longer than its
+ * in bursts of at most BG_BURST_NS with rests in proportion.  It runs at
+ * SCHED_IDLE: only on a CPU nothing else wants, and it gives the CPU up the
+ * moment a program thread wakes.  A releasing thread can hold its CPU far longer than its
  * own work takes (madvise waits for the other CPUs to flush their TLBs, and
  * in a virtual machine a CPU may be away), and at any other priority that
  * time was taken from the program: on 2 busy cores 1-3 of every million
@@ -159,8 +159,8 @@ static uint64_t heap_ops;     /* bumped on every heap allocation and free */
 static uint64_t released;     /* bytes returned to the OS */
 enum { BG_OFF, BG_WANTED, BG_STARTING, BG_RUNNING };
 static int bg_state;          /* BG_*; acquire/release between starter and thread */
-/* What the tiers above want done when the heap is idle (scav_set_idle_work). */
-static void (*idle_work)(bool heap_idle);
+/* What the tiers above want done once a tick (scav_set_tick_work). */
+static void (*tick_work)(bool heap_idle);
 static int bg_word;           /* futex the thread sleeps on */
 static uint64_t bg_last_turn; /* when the thread last woke and ran */
 static int slots_handed;      /* slots HANDED */
@@ -553,7 +553,7 @@ static void *bg_main(void *arg) {
             tick_start = now;
             /* The heap may still hold spans that other threads' frees
              * emptied: the tiers above hand those back only when asked. */
-            void (*work)(bool) = __atomic_load_n(&idle_work, __ATOMIC_ACQUIRE);
+            void (*work)(bool) = __atomic_load_n(&tick_work, __ATOMIC_ACQUIRE);
             if (work)
                 work(idle);
         }
@@ -664,8 +664,8 @@ size_t scav_get_limit(bool *hard) {
     return b;
 }
 
-void scav_set_idle_work(void (*fn)(bool heap_idle)) {
-    __atomic_store_n(&idle_work, fn, __ATOMIC_RELEASE);
+void scav_set_tick_work(void (*fn)(bool heap_idle)) {
+    __atomic_store_n(&tick_work, fn, __ATOMIC_RELEASE);
 }
 
 bool scav_background_running(void) {

@@ -41,7 +41,7 @@ GM_INTERNAL size_t scav_get_limit(bool *hard);
 /* fn runs on the background thread once a tick, told whether the heap has
  * been idle for that tick (the tiers above register the work they want done
  * then). */
-GM_INTERNAL void scav_set_idle_work(void (*fn)(bool heap_idle));
+GM_INTERNAL void scav_set_tick_work(void (*fn)(bool heap_idle));
 /* Is the background thread running and getting turns? */
 GM_INTERNAL bool scav_background_running(void);
 

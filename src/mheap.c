@@ -588,10 +588,10 @@ size_t mheap_get_memory_limit(bool *hard) { return scav_get_limit(hard); }
 
 /* Once a tick the tiers above do their work; on an idle heap the span
  * structs that freed are then given back too. */
-static void (*upper_idle_work)(bool heap_idle);
+static void (*upper_tick_work)(bool heap_idle);
 
-static void idle_work(bool heap_idle) {
-    void (*fn)(bool) = __atomic_load_n(&upper_idle_work, __ATOMIC_ACQUIRE);
+static void tick_work(bool heap_idle) {
+    void (*fn)(bool) = __atomic_load_n(&upper_tick_work, __ATOMIC_ACQUIRE);
     if (fn)
         fn(heap_idle);
     if (heap_idle)
@@ -600,9 +600,9 @@ static void idle_work(bool heap_idle) {
 
 bool mheap_background_running(void) { return scav_background_running(); }
 
-void mheap_set_idle_work(void (*fn)(bool heap_idle)) {
-    __atomic_store_n(&upper_idle_work, fn, __ATOMIC_RELEASE);
-    scav_set_idle_work(idle_work);
+void mheap_set_tick_work(void (*fn)(bool heap_idle)) {
+    __atomic_store_n(&upper_tick_work, fn, __ATOMIC_RELEASE);
+    scav_set_tick_work(tick_work);
 }
 
 void mheap_lock(void) { gm_lock(&heap_lock); }
@@ -615,7 +615,9 @@ void mheap_large_cache_expire_locked(uint64_t older_than) {
         large_cache_expire(older_than);
 }
 
-void mheap_for_each_small_span(void (*fn)(mspan *s, void *arg), void *arg) {
+/* Calls fn on every span in the given state, by walking the span map over
+ * the committed arenas: a span is found at its first page. */
+static void for_each_span(uint8_t state, void (*fn)(mspan *s, void *arg), void *arg) {
     for (size_t ai = 0; ai < GM_MAX_ARENAS; ai++) {
         if (!arena_present(ai))
             continue;
@@ -623,9 +625,9 @@ void mheap_for_each_small_span(void (*fn)(mspan *s, void *arg), void *arg) {
         for (size_t pg = 0; pg < GM_ARENA_PAGES;) {
             uintptr_t a = arena_base + (pg << GM_PAGE_SHIFT);
             mspan *s = spanof((void *)a);
-            if (s && s->state == SPAN_SMALL && s->base == a) {
-                pg += s->npages;
-                fn(s, arg); /* may free s */
+            if (s && s->state == state && s->base == a) {
+                pg += s->npages; /* read first: fn may free s */
+                fn(s, arg);
             } else {
                 pg++;
             }
@@ -633,17 +635,12 @@ void mheap_for_each_small_span(void (*fn)(mspan *s, void *arg), void *arg) {
     }
 }
 
+void mheap_for_each_small_span(void (*fn)(mspan *s, void *arg), void *arg) {
+    for_each_span(SPAN_SMALL, fn, arg);
+}
+
 void mheap_for_each_parked_span(void (*fn)(mspan *s, void *arg), void *arg) {
-    for (size_t ai = 0; ai < GM_MAX_ARENAS; ai++) {
-        if (!arena_present(ai))
-            continue;
-        uintptr_t arena_base = gm_heap_base + (ai << GM_ARENA_SHIFT);
-        for (size_t pg = 0; pg < GM_ARENA_PAGES; pg++) {
-            mspan *s = spanof((void *)(arena_base + (pg << GM_PAGE_SHIFT)));
-            if (s && s->state == SPAN_PARKED && s->base == arena_base + (pg << GM_PAGE_SHIFT))
-                fn(s, arg); /* may free s */
-        }
-    }
+    for_each_span(SPAN_PARKED, fn, arg);
 }
 
 void mheap_lock_for_fork(void) { gm_lock(&heap_lock); }

@@ -69,7 +69,7 @@ GM_INTERNAL void mheap_set_memory_limit(size_t bytes, bool hard);
 GM_INTERNAL size_t mheap_get_memory_limit(bool *hard);
 /* Work for the background thread, once a tick, told whether the heap was
  * idle for it (initialisation). */
-GM_INTERNAL void mheap_set_idle_work(void (*fn)(bool heap_idle));
+GM_INTERNAL void mheap_set_tick_work(void (*fn)(bool heap_idle));
 /* Is the background thread running and getting turns? */
 GM_INTERNAL bool mheap_background_running(void);
 

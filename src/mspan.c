@@ -22,9 +22,9 @@
  * into user memory cannot redirect an allocation: nothing allocator-owned
  * lives there.  Taking the lowest free slot keeps a span's live objects
  * packed at its start (above 1 KiB the owner first tries the slot it freed
- * last, through mcache's reuse ring: mspan_take_slot).  Words are opened one at a time (nopen), so a span
- * fills from its start like Go's freeindex, and a span that never gets
- * busy never touches its far pages.
+ * last, through mcache's reuse ring: mspan_take_slot).  Words are opened
+ * one at a time (nopen), so a span fills from its start like Go's
+ * freeindex, and a span that never gets busy never touches its far pages.
  *
  * Counting.  nlive (holder only) counts slots handed out minus slots freed
  * back to the holder or collected from remote[].  Slots freed remotely and
@@ -126,12 +126,6 @@ void mspan_bad_free(const mspan *s, const void *p, uint32_t idx, const char *cal
 
 void mspan_bad_free_jump(const mspan *s, const void *p, uint32_t idx, const char *caller) {
     mspan_bad_free(s, p, idx, caller);
-}
-
-/* Here rather than next to gm_bad_pointer (os.c), so that the hardened
- * build's rename of the report (hardened.h) applies to it. */
-void gm_bad_pointer_jump(const char *caller, const void *p) {
-    gm_bad_pointer(caller, p, false);
 }
 
 /* ---- the holder's operations ---- */

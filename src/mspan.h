@@ -65,9 +65,11 @@ typedef struct mspan {
     uint8_t nwords;        /* slot words (a power of two) */
     uint8_t zeroed;        /* large spans: memory known zero (fresh from the OS) */
     uint8_t guarded;       /* hardened build: a guard page follows the span (mheap) */
-    uint8_t sampled;       /* nonzero: holds blocks sampled by the heap profiler, and free()
-                            * must tell mprof.c (such a span has no fast owner).  Written by mprof under its lock (a count of
-                            * live samples), cleared when the span is set up.  First line. */
+    uint8_t sampled;       /* nonzero: holds blocks sampled by the heap profiler,
+                            * and free() must tell mprof.c (such a span has no
+                            * fast owner).  Written by mprof under its lock (a
+                            * count of live samples), cleared when the span is
+                            * set up.  First line. */
     struct mcache *owner;  /* NULL when mcentral holds it */
 
     /* Second line: what other threads write when they free. */
@@ -237,8 +239,10 @@ static inline uint32_t mspan_index(const mspan *s, const void *p) {
 GM_INTERNAL __attribute__((noreturn, cold)) void mspan_bad_free(const mspan *s, const void *p,
                                                                 uint32_t idx, const char *caller);
 
-/* The same report, for a fast path to reach by a jump (see
- * gm_bad_pointer_jump). */
+/* The same report, for a fast path to reach by a jump: it does not return,
+ * but is not declared noreturn (and lives in mspan.c, so the compiler cannot
+ * find out), so the call is a tail call and the fast path keeps no stack
+ * frame for it. */
 GM_INTERNAL __attribute__((cold, noinline)) void mspan_bad_free_jump(const mspan *s, const void *p,
                                                                    uint32_t idx,
                                                                    const char *caller);

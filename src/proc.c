@@ -323,7 +323,7 @@ __attribute__((constructor(101))) static void init_at_load(void) {
 /* The background scavenger's work once a tick: the pages that idle
  * threads' spans hold only freed objects in go back, and on an idle heap
  * so do the unowned spans remote frees emptied. */
-static void reclaim_unowned(bool heap_idle) {
+static void background_tick(bool heap_idle) {
     if (heap_idle)
         mcentral_reclaim();
     proc_release_idle_caches(true);
@@ -345,7 +345,7 @@ bool mcache_global_init(void) {
         /* Unowned spans emptied by other threads' frees go back to mheap when
          * mcentral looks; an idle heap's background thread asks it to, and
          * looks for idle threads' pages every tick. */
-        mheap_set_idle_work(reclaim_unowned);
+        mheap_set_tick_work(background_tick);
         if (!thread_key_ok)
             gm_warn("pthread_key_create failed: exiting threads will keep their memory");
         __atomic_store_n(&initialized, 1, __ATOMIC_RELEASE);
