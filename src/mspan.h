@@ -46,58 +46,72 @@ enum {
 struct mcache;
 
 typedef struct mspan {
-    /* First line: what every free and the owner's allocation read. */
-    uintptr_t base;
-    struct mcache *fast_owner; /* the owner, for a small class's span that a
-                                * cache owns (the owner's frees take the fast
-                                * path); NULL when unowned, tiny, large or dead */
-    uint64_t summary;      /* owner: bit w set while free word w may be nonzero */
-    uint64_t divmagic;     /* the class's gm_class_divmagic64 (mspan_slot_of) */
-    uint32_t elemsize;
-    int32_t nlive;         /* owner: slots handed out and not yet freed back to it
-                            * (while set aside: the owner frees still awaited
-                            * before it takes the span back; see nlive_aside) */
+    /* First line: the holder's slow paths, mheap and mcentral. */
+    struct mspan *next, *prev;  /* holder's list (owner, mcentral, mheap) */
+    struct mspan *revisit_next; /* link in the owner's revisit stack */
+    uint32_t *tiny_alloc;  /* tiny spans: per block, piece starts | piece ends << 16 */
+    uint32_t *tiny_freed;  /* tiny spans: per block, freed piece starts | final starts << 16 */
+    size_t large_size;     /* large spans: bytes asked for (stats) */
     uint16_t nelems;
-    uint8_t spanclass;     /* 0: large */
     uint8_t state;         /* SPAN_DEAD / SMALL / LARGE / PARKED (mheap) */
     uint8_t where;         /* SPAN_CURRENT ... (holder) */
     uint8_t nopen;         /* owner: words opened for allocation so far */
     uint8_t nwords;        /* slot words (a power of two) */
     uint8_t zeroed;        /* large spans: memory known zero (fresh from the OS) */
     uint8_t guarded;       /* hardened build: a guard page follows the span (mheap) */
+    uint32_t npages;
+    int32_t nlive_aside;   /* owner: while set aside, 1 + the real nlive minus nlive; else 0 */
+
+    /* Second line: what a free that is not the owner's fast one reads
+     * besides the hot line (free_other, the remote free). */
+    struct mcache *owner __attribute__((aligned(64))); /* NULL when mcentral holds it */
+    uint32_t full;         /* 1: set aside full, owner wants a call (other threads
+                            * write it, with the first free into a set-aside span) */
+    uint32_t aside_released; /* while set aside: other threads' frees counted when its
+                              * pages were last released for an idle owner (written by
+                              * whoever holds it off the revisit stack) */
     uint8_t sampled;       /* nonzero: holds blocks sampled by the heap profiler,
                             * and free() must tell mprof.c (such a span has no
                             * fast owner).  Written by mprof under its lock (a
                             * count of live samples), cleared when the span is
-                            * set up.  First line. */
-    struct mcache *owner;  /* NULL when mcentral holds it */
+                            * set up. */
 
-    /* Second line: what other threads write when they free. */
-    uint32_t full __attribute__((aligned(64))); /* 1: set aside full, owner wants a call */
-    uint32_t npages;
-    int32_t nlive_aside;   /* owner: while set aside, 1 + the real nlive minus nlive; else 0 */
-    uint32_t aside_released; /* while set aside: other threads' frees counted when its
-                              * pages were last released for an idle owner (written by
-                              * whoever holds it off the revisit stack) */
-    struct mspan *next, *prev;  /* holder's list (owner, mcentral, mheap) */
-    struct mspan *revisit_next; /* link in the owner's revisit stack */
-    uint32_t *tiny_alloc;  /* tiny spans: per block, piece starts | piece ends << 16 */
-    uint32_t *tiny_freed;  /* tiny spans: per block, freed piece starts | final starts << 16 */
-    size_t large_size;     /* large spans: bytes asked for (stats) */
+    /* The hot line: everything the owner's malloc and free touch, the first
+     * slot words included, so that for a span of at most 64 slots (every
+     * class from 128 bytes on) each of them reads and writes this one line.
+     * With a heap larger than the cache, a free's loads are a chain (span
+     * map, then span, then slot words), and each link can miss. */
+    uintptr_t base __attribute__((aligned(64)));
+    struct mcache *fast_owner; /* the owner, for a small class's span that a
+                                * cache owns (the owner's frees take the fast
+                                * path); NULL when unowned, tiny, large or dead */
+    uint64_t divmagic;     /* the class's gm_class_divmagic64 (mspan_slot_of) */
+    uint64_t summary;      /* owner: bit w set while free word w may be nonzero */
+    uint16_t elemsize;     /* slot size; 0 for large spans */
+    uint8_t spanclass;     /* 0: large */
+    int32_t nlive;         /* owner: slots handed out and not yet freed back to it
+                            * (while set aside: the owner frees still awaited
+                            * before it takes the span back; see nlive_aside) */
 
     /* Slot words, three per 64-slot word w (SPAN_WORDS_PER_W apart):
      *   free   1 = slot free (holder writes, others read)
      *   ever   1 = slot handed out at least once (holder writes)
      *   remote slots freed by other threads (atomic OR; holder takes them)
      * with one extra zero triple past the last word, so a pointer into a
-     * span's tail reads "never handed out".  The three share a line: the
-     * owner's free reads all three, and a thread-local workload never
-     * writes remote[] at all. */
-    uint64_t words[] __attribute__((aligned(64)));
+     * span's tail reads "never handed out".  Word 0's three end the hot
+     * line: the owner's free reads all three, and a thread-local workload
+     * never writes remote[] at all (a remote free's OR lands in the line
+     * the owner works in, as it would in any line holding the word). */
+    uint64_t words[];
 } mspan;
 
-_Static_assert(offsetof(mspan, owner) + sizeof(struct mcache *) <= 64,
-               "the free path's span fields are all in the first cache line");
+_Static_assert(offsetof(mspan, base) % 64 == 0 &&
+                   offsetof(mspan, words) + 3 * sizeof(uint64_t) <= offsetof(mspan, base) + 64,
+               "the fast paths' span fields and the first slot words share one cache line");
+_Static_assert(offsetof(mspan, owner) < offsetof(mspan, full) &&
+                   offsetof(mspan, sampled) < offsetof(mspan, owner) + 64,
+               "mheap clears the struct around owner, then full; a remote free reads one cold line");
+_Static_assert(GM_MAX_SMALL_SIZE <= UINT16_MAX, "elemsize holds every size class");
 
 #define SPAN_WORDS_PER_W 3
 static inline uint64_t *span_free_word(const mspan *s, uintptr_t w) {
