@@ -116,17 +116,16 @@ static const mspan *span_at(uintptr_t page) {
 }
 
 /* Live objects of a small span and its capacity (tiny spans: 16-byte
- * blocks), counted from its slot words as mspan_recount does: handed out
- * (ever), not free, not freed by another thread since.  Read without the
+ * blocks), counted from its slot words as mspan_recount does: not free,
+ * not freed by another thread since, not blocked.  Read without the
  * holder's cooperation, so a span in use may be a few objects off. */
 static void span_fill(const mspan *s, uint64_t *live, uint64_t *cap) {
     uint64_t n = 0;
     unsigned nw = s->nwords < SPAN_MAX_WORDS ? s->nwords : SPAN_MAX_WORDS;
     for (unsigned w = 0; w < nw; w++) {
         uint64_t f = __atomic_load_n(span_free_word(s, w), __ATOMIC_RELAXED);
-        uint64_t ever = __atomic_load_n(span_ever_word(s, w), __ATOMIC_RELAXED);
         uint64_t r = __atomic_load_n(span_remote_word(s, w), __ATOMIC_RELAXED);
-        n += gm_popcount64(ever & ~f & ~r);
+        n += gm_popcount64(~f & ~r); /* blocked slots are set in r */
     }
     *cap = s->nelems;
     *live = n < *cap ? n : *cap;

@@ -4,16 +4,25 @@
  * C frees explicitly, so where Go finds free slots by sweeping mark bits,
  * a gomalloc span keeps them in bitmaps outside user memory:
  *
- *   free[w]    1 = slot free.  Written by the span's holder only (its owning
- *              cache, or mcentral under its lock when no cache owns it),
- *              with relaxed atomic stores; read by anyone checking a free.
- *   ever[w]    1 = slot handed out at least once: a free of a slot never
- *              handed out is an invalid pointer, not a double free.  Holder
- *              only, like free[].
+ *   free[w]    1 = slot free (in a word open for allocation).  Written by
+ *              the span's holder only (its owning cache, or mcentral under
+ *              its lock when no cache owns it), with relaxed atomic stores;
+ *              read by anyone checking a free.
+ *   fresh[w]   1 = slot never handed out: a bad free of such a slot is an
+ *              invalid pointer, not a double free.  Holder only, like
+ *              free[]; read only to word a report.
  *   remote[w]  slots freed by threads that do not hold the span, set with
- *              one atomic OR each and taken (exchanged with 0) by the holder
- *              when it collects.  Go's sweep, done by the owner when it needs
- *              slots.
+ *              one atomic OR each and taken by the holder when it collects
+ *              (Go's sweep, done by the owner when it needs slots).  Also
+ *              blocked slots, set from the start and never taken: all 64 of
+ *              a word not yet opened, the bits past the last slot in the
+ *              last word, and the whole extra triple past the last word.
+ *
+ * So a free of slot i is valid exactly when bit i is clear in both free[w]
+ * and remote[w]: one test catches a double free, a slot freed by another
+ * thread and not yet collected, a slot never handed out (free, or blocked
+ * in a word not yet opened) and a slot past the span's last.  The owner's
+ * malloc only clears the slot's fresh bit.
  *
  * Why bitmaps rather than free lists: the owner's malloc is a ctz on the
  * lowest word in circulation (`summary` has a bit per word that may have
@@ -31,7 +40,7 @@
  * not yet collected still count as live: a span is known empty only once its
  * holder has collected, which it does whenever it runs out of slots, and
  * mcentral does for the spans it holds.  mspan_recount rebuilds nlive and
- * summary from the bitmaps (live = ever & ~free), so a change of holder never
+ * summary from the bitmaps (live = ~free & ~remote in the open words), so a change of holder never
  * trusts the previous holder's counters (a fork child's dead threads).
  *
  * Setting aside.  When the owner's current span has no slot left, the owner
@@ -56,8 +65,10 @@
  * with the object happens before the slot is handed out again.  Within one
  * thread, the owner's plain and relaxed accesses are ordered by program
  * order; a slot handed to another thread travels with that thread's own
- * synchronisation, which also carries the ever/free bits it needs to check
- * its free.  The checks other threads make (slot live, not freed) read the
+ * synchronisation, which also carries the free bits it needs to check
+ * its free, and the unblocking of the slot's word when the owner opened it
+ * (a store the owner made before handing the slot out, so the freer's OR,
+ * a read-modify-write, comes after it in remote[w]'s order).  The checks other threads make (slot live, not freed) read the
  * holder's words with relaxed loads: exact for a slot that only the checking
  * thread can free, and racy, as any double-free detection must be, for
  * slots freed twice at once.
@@ -107,11 +118,17 @@ void mspan_init_small(mspan *s, unsigned spc) {
     s->nopen = 0;
     s->summary = 0;
     s->nlive = 0;
+    /* Every word starts unopened: no slot free, every slot fresh and
+     * blocked; so does the extra triple.  (The struct is not yet in the
+     * span map: no other thread reads these words.) */
+    for (unsigned w = 0; w <= nwords; w++) {
+        *span_fresh_word(s, w) = ~(uint64_t)0;
+        *span_remote_word(s, w) = ~(uint64_t)0;
+    }
     if (spc == GM_TINY_SPAN_CLASS) {
         s->tiny_alloc = (uint32_t *)((char *)s->words + words_bytes(nwords));
         s->tiny_freed = s->tiny_alloc + GM_PAGE_SIZE / GM_TINY_BLOCK;
     }
-    /* mheap hands the struct out zeroed: no slot is free or handed out yet. */
 }
 
 /* ---- bad frees ---- */
@@ -132,11 +149,30 @@ void mspan_bad_free_jump(const mspan *s, const void *p, uint32_t idx, const char
 
 static uint32_t used_words(const mspan *s) { return ((uint32_t)s->nelems + 63) / 64; }
 
+/* The bits of open word w that stay blocked: those past the last slot. */
+static uint64_t blocked_bits(const mspan *s, uint32_t w) {
+    uint32_t tail = s->nelems & 63;
+    return w == used_words(s) - 1 && tail ? ~(uint64_t)0 << tail : 0;
+}
+
+/* Takes the remote frees of open word w (acquire: the freers' writes to
+ * the slots come before they are handed out again), leaving the blocked
+ * bits. */
+static uint64_t take_remote(mspan *s, uint32_t w) {
+    uint64_t blocked = blocked_bits(s, w);
+    return __atomic_exchange_n(span_remote_word(s, w), blocked, __ATOMIC_ACQUIRE) & ~blocked;
+}
+
+/* Has open word w remote frees to collect? */
+static bool has_remote(const mspan *s, uint32_t w, int order) {
+    return __atomic_load_n(span_remote_word(s, w), order) != blocked_bits(s, w);
+}
+
 void mspan_collect(mspan *s) {
     for (uint32_t w = 0; w < s->nopen; w++) {
-        if (!__atomic_load_n(span_remote_word(s, w), __ATOMIC_RELAXED))
+        if (!has_remote(s, w, __ATOMIC_RELAXED))
             continue;
-        uint64_t r = __atomic_exchange_n(span_remote_word(s, w), 0, __ATOMIC_ACQUIRE);
+        uint64_t r = take_remote(s, w);
         uint64_t f = *span_free_word(s, w);
         if (unlikely(f & r)) {
             /* Freed by its holder and by another thread: a double free that
@@ -158,10 +194,10 @@ bool mspan_replenish(mspan *s) {
     if (s->nopen >= n)
         return false;
     uint32_t w = s->nopen++;
-    uint64_t mask = ~(uint64_t)0;
-    if (w == n - 1 && (s->nelems & 63))
-        mask = ((uint64_t)1 << (s->nelems & 63)) - 1;
-    __atomic_store_n(span_free_word(s, w), mask, __ATOMIC_RELAXED);
+    uint64_t blocked = blocked_bits(s, w);
+    /* Unblock before any slot of w is handed out (see "Ordering"). */
+    __atomic_store_n(span_remote_word(s, w), blocked, __ATOMIC_RELAXED);
+    __atomic_store_n(span_free_word(s, w), ~blocked, __ATOMIC_RELAXED);
     s->summary = (uint64_t)1 << w;
     return true;
 }
@@ -183,7 +219,7 @@ void mspan_set_owner(mspan *s, struct mcache *owner) {
 bool mspan_set_aside(mspan *s) {
     __atomic_store_n(&s->full, 1, __ATOMIC_SEQ_CST);
     for (uint32_t w = 0; w < s->nopen; w++) {
-        if (__atomic_load_n(span_remote_word(s, w), __ATOMIC_SEQ_CST)) {
+        if (has_remote(s, w, __ATOMIC_SEQ_CST)) {
             if (mspan_reclaim_set_aside(s))
                 return false;
             break; /* the freer that won pushes it for us */
@@ -208,11 +244,10 @@ bool mspan_reclaim_set_aside(mspan *s) {
 }
 
 int32_t mspan_recount(mspan *s) {
-    uint32_t n = used_words(s);
     int32_t live = 0;
     uint64_t summary = 0;
-    for (uint32_t w = 0; w < n; w++) {
-        uint64_t r = __atomic_exchange_n(span_remote_word(s, w), 0, __ATOMIC_ACQUIRE);
+    for (uint32_t w = 0; w < s->nopen; w++) { /* the others hold no live slot */
+        uint64_t r = take_remote(s, w);
         uint64_t f = *span_free_word(s, w);
         if (unlikely(f & r)) {
             uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(f & r);
@@ -220,9 +255,9 @@ int32_t mspan_recount(mspan *s) {
         }
         f |= r;
         __atomic_store_n(span_free_word(s, w), f, __ATOMIC_RELAXED);
-        if (f && w < s->nopen)
+        if (f)
             summary |= (uint64_t)1 << w;
-        live += (int32_t)gm_popcount64(*span_ever_word(s, w) & ~f);
+        live += (int32_t)gm_popcount64(~f & ~blocked_bits(s, w));
     }
     s->summary = summary;
     s->nlive = live;
@@ -239,8 +274,8 @@ static bool slot_unused(const mspan *s, uint32_t i, bool others_only) {
     if (others_only)
         return __atomic_load_n(span_remote_word(s, i >> 6), __ATOMIC_ACQUIRE) & bit;
     uint64_t f = __atomic_load_n(span_free_word(s, i >> 6), __ATOMIC_RELAXED);
-    uint64_t ever = __atomic_load_n(span_ever_word(s, i >> 6), __ATOMIC_RELAXED);
-    return (f & bit) || !(ever & bit);
+    uint64_t fresh = __atomic_load_n(span_fresh_word(s, i >> 6), __ATOMIC_RELAXED);
+    return ((f | fresh) & bit) != 0;
 }
 
 /* Every slot that overlaps page pg is unused (a slot may straddle pages). */
@@ -266,8 +301,9 @@ uint32_t mspan_next_unused_pages(const mspan *s, uint32_t *from, bool others_onl
 
 uint32_t mspan_count_remote(const mspan *s) {
     uint32_t n = 0;
-    for (uint32_t w = 0; w < used_words(s); w++)
-        n += gm_popcount64(__atomic_load_n(span_remote_word(s, w), __ATOMIC_RELAXED));
+    for (uint32_t w = 0; w < s->nopen; w++)
+        n += gm_popcount64(__atomic_load_n(span_remote_word(s, w), __ATOMIC_RELAXED) &
+                           ~blocked_bits(s, w));
     return n;
 }
 
@@ -277,9 +313,9 @@ bool mspan_free_remote(mspan *s, const void *p, uint32_t idx, const char *caller
     uint32_t w = idx >> 6;
     uint64_t bit = (uint64_t)1 << (idx & 63);
     uint64_t f = __atomic_load_n(span_free_word(s, w), __ATOMIC_RELAXED);
-    uint64_t ever = __atomic_load_n(span_ever_word(s, w), __ATOMIC_RELAXED);
-    if (unlikely((f | ~ever) & bit))
+    if (unlikely(f & bit)) /* freed by its holder, or never handed out */
         mspan_bad_free(s, p, idx, caller);
+    /* Already set: freed by another thread, or blocked */
     if (unlikely(__atomic_fetch_or(span_remote_word(s, w), bit, __ATOMIC_SEQ_CST) & bit))
         mspan_bad_free(s, p, idx, caller);
     if (likely(!__atomic_load_n(&s->full, __ATOMIC_SEQ_CST)))

@@ -94,11 +94,14 @@ typedef struct mspan {
                             * before it takes the span back; see nlive_aside) */
 
     /* Slot words, three per 64-slot word w (SPAN_WORDS_PER_W apart):
-     *   free   1 = slot free (holder writes, others read)
-     *   ever   1 = slot handed out at least once (holder writes)
-     *   remote slots freed by other threads (atomic OR; holder takes them)
-     * with one extra zero triple past the last word, so a pointer into a
-     * span's tail reads "never handed out".  Word 0's three end the hot
+     *   free   1 = slot free and open for allocation (holder writes, others read)
+     *   fresh  1 = slot never handed out (holder writes; only what a bad
+     *          free's report says depends on it)
+     *   remote 1 = slot freed by another thread and not yet collected (atomic
+     *          OR; holder takes them), or blocked: no free of it is valid
+     *          (mspan.c: every slot of a word not yet opened, the bits past
+     *          the last slot, and all of the extra triple past the last word,
+     *          which a pointer into a span's tail reads).  Word 0's three end the hot
      * line: the owner's free reads all three, and a thread-local workload
      * never writes remote[] at all (a remote free's OR lands in the line
      * the owner works in, as it would in any line holding the word). */
@@ -117,7 +120,7 @@ _Static_assert(GM_MAX_SMALL_SIZE <= UINT16_MAX, "elemsize holds every size class
 static inline uint64_t *span_free_word(const mspan *s, uintptr_t w) {
     return (uint64_t *)&s->words[SPAN_WORDS_PER_W * w];
 }
-static inline uint64_t *span_ever_word(const mspan *s, uintptr_t w) {
+static inline uint64_t *span_fresh_word(const mspan *s, uintptr_t w) {
     return (uint64_t *)&s->words[SPAN_WORDS_PER_W * w + 1];
 }
 static inline uint64_t *span_remote_word(const mspan *s, uintptr_t w) {
@@ -151,11 +154,11 @@ static inline void gm_count(uint64_t *c) {
 }
 
 /* Owner-only bitmap update that other threads read: the same argument. */
-static inline void gm_or_owned(uint64_t *w, uint64_t bits) {
+static inline void gm_and_owned(uint64_t *w, uint64_t bits) {
 #if defined(__x86_64__)
-    __asm__("orq %1, %0" : "+m"(*w) : "r"(bits));
+    __asm__("andq %1, %0" : "+m"(*w) : "r"(bits));
 #else
-    __atomic_store_n(w, *w | bits, __ATOMIC_RELAXED);
+    __atomic_store_n(w, *w & bits, __ATOMIC_RELAXED);
 #endif
 }
 
@@ -198,7 +201,9 @@ static inline void *mspan_alloc_fast(mspan *s) {
     /* Relaxed atomic store: other threads read the free word to check
      * their frees (mspan.c). */
     __atomic_store_n(&trio[0], rest, __ATOMIC_RELAXED);
-    gm_or_owned(&trio[1], f ^ rest);
+    /* No longer fresh.  rest also clears the fresh bits past the last slot
+     * (never free), which no check reads: those slots are blocked. */
+    gm_and_owned(&trio[1], rest);
     if (rest == 0)
         s->summary = sum & (sum - 1); /* word w was the lowest in circulation */
     s->nlive++;
@@ -215,7 +220,7 @@ static inline void *mspan_take_slot(mspan *s, uint32_t idx) {
     if (unlikely(!(f & bit)))
         return NULL;
     __atomic_store_n(&trio[0], f & ~bit, __ATOMIC_RELAXED);
-    gm_or_owned(&trio[1], bit); /* already set, unless the struct was recycled */
+    gm_and_owned(&trio[1], ~bit); /* already clear: it was freed, so handed out */
     if (f == bit)
         s->summary &= ~(uint64_t)1; /* word 0 has no free slot left */
     s->nlive++;
@@ -275,8 +280,9 @@ static inline int mspan_free_owned(mspan *s, uintptr_t idx) {
     uintptr_t w = idx >> 6;
     uint64_t *trio = span_free_word(s, w);
     uint64_t f = trio[0];
+    /* Free, freed by another thread, or blocked: one test (mspan.c) */
     uint64_t others = __atomic_load_n(&trio[2], __ATOMIC_RELAXED);
-    if (unlikely(!(((trio[1] & ~(f | others)) >> (idx & 63)) & 1)))
+    if (unlikely(((f | others) >> (idx & 63)) & 1))
         return SPAN_FREE_BAD;
     __atomic_store_n(&trio[0], gm_set_bit(f, idx), __ATOMIC_RELAXED);
     s->summary |= (uint64_t)1 << w;
@@ -373,9 +379,8 @@ static inline bool mspan_slot_live(const mspan *s, uint32_t idx) {
     uint32_t w = idx >> 6;
     uint64_t bit = (uint64_t)1 << (idx & 63);
     uint64_t f = __atomic_load_n(span_free_word(s, w), __ATOMIC_RELAXED);
-    uint64_t ever = __atomic_load_n(span_ever_word(s, w), __ATOMIC_RELAXED);
     uint64_t r = __atomic_load_n(span_remote_word(s, w), __ATOMIC_RELAXED);
-    return (ever & ~f & ~r & bit) != 0;
+    return ((f | r) & bit) == 0;
 }
 
 /* The heap profiler has sampled a block of s that this thread's cache (me)
@@ -399,7 +404,7 @@ static inline void mspan_rejoin_fast_path(mspan *s, struct mcache *me) {
 
 /* Was slot idx ever handed out?  (The label of a bad free.) */
 static inline bool mspan_slot_ever(const mspan *s, uint32_t idx) {
-    return (__atomic_load_n(span_ever_word(s, idx >> 6), __ATOMIC_RELAXED) >> (idx & 63)) & 1;
+    return !((__atomic_load_n(span_fresh_word(s, idx >> 6), __ATOMIC_RELAXED) >> (idx & 63)) & 1);
 }
 
 #endif

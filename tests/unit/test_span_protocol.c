@@ -32,7 +32,10 @@
  *     emptied (not a page holding a live slot, nor one holding a slot the
  *     owner freed itself, which its ring may hand out again), once per new
  *     free; the spans go back on the stack, and the owner's next refill
- *     collects those frees and hands the slots out again.
+ *     collects those frees and hands the slots out again;
+ * 11. blocked slots: a free of a slot in a word not yet opened, or past the
+ *     last slot, is an invalid pointer on either path, and a collection
+ *     keeps the blocked bits.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -83,10 +86,11 @@ static void test_set_aside_and_revisit(void) {
     as(&B);
     gm_free(p[3]);
     CHECK(A.revisit == s && s->full == 0 && s->revisit_next == NULL);
-    CHECK(*span_remote_word(s, 0) == (1u << 3));
+    uint64_t blocked = ~(uint64_t)0 << 8; /* the bits past the 8 slots */
+    CHECK(*span_remote_word(s, 0) == (blocked | 1u << 3));
     gm_free(p[5]);
     CHECK(A.revisit == s && s->revisit_next == NULL);
-    CHECK(*span_remote_word(s, 0) == ((1u << 3) | (1u << 5)));
+    CHECK(*span_remote_word(s, 0) == (blocked | 1u << 3 | 1u << 5));
 
     /* 3: A uses up s2; its refill drains the revisit stack and reuses s */
     as(&A);
@@ -182,8 +186,8 @@ static void test_dekker(void) {
     mcache_reset(&B, MCACHE_OWN);
 }
 
-/* 7: each misuse in a child, which must abort with "double free". */
-static void expect_double_free(const char *what, void (*misuse)(void)) {
+/* 7 and 11: each misuse in a child, which must abort with the report. */
+static void expect_report(const char *what, void (*misuse)(void), const char *report) {
     int fds[2];
     if (!CHECK(pipe(fds) == 0))
         return;
@@ -203,7 +207,15 @@ static void expect_double_free(const char *what, void (*misuse)(void)) {
     int st = 0;
     waitpid(pid, &st, 0);
     CHECK_MSG(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "%s: child status 0x%x", what, st);
-    CHECK_MSG(strstr(buf, "free(): double free 0x") != NULL, "%s: report '%s'", what, buf);
+    CHECK_MSG(strstr(buf, report) != NULL, "%s: report '%s'", what, buf);
+}
+
+static void expect_double_free(const char *what, void (*misuse)(void)) {
+    expect_report(what, misuse, "free(): double free 0x");
+}
+
+static void expect_invalid(const char *what, void (*misuse)(void)) {
+    expect_report(what, misuse, "free(): invalid pointer 0x");
 }
 
 static void owner_twice(void) {
@@ -235,9 +247,88 @@ static void remote_then_owner(void) {
     as(&B);
     gm_free(p); /* a remote bit */
     as(&A);
-    gm_free(p); /* passes the owner's check: the slot is not free in its words */
-    for (int i = 0; i < 64; i++)
-        (void)gm_malloc(SIZE); /* the collection finds the slot freed twice */
+    gm_free(p); /* the owner's check sees the remote bit */
+}
+
+/* 11: blocked slots.  A span of 48-byte slots has 170 of them in three
+ * words: until a word is opened all its slots are blocked in remote[], and
+ * in the last word so are the 22 bits past slot 169.  A free of any of them
+ * is an invalid pointer, on the owner's path and on the remote one. */
+#define BLOCKED_SIZE 48
+static mcache C;
+
+static mspan *fresh_span(void **first) {
+    as(&C);
+    *first = gm_malloc(BLOCKED_SIZE);
+    mspan *s = span_of(*first);
+    return s;
+}
+
+static void unopened_by_owner(void) {
+    void *p;
+    mspan *s = fresh_span(&p);
+    gm_free((char *)s->base + 64 * BLOCKED_SIZE); /* slot 64: word 1, not open */
+}
+
+static void unopened_by_other(void) {
+    void *p;
+    mspan *s = fresh_span(&p);
+    as(&B);
+    gm_free((char *)s->base + 130 * BLOCKED_SIZE); /* word 2, not open */
+}
+
+/* The owner opens all three words (170 allocations), then frees slot 170,
+ * which lies inside the span's pages but past its last slot. */
+static void *past_last(void) {
+    void *p[170];
+    for (int i = 0; i < 170; i++)
+        p[i] = gm_malloc(BLOCKED_SIZE);
+    mspan *s = span_of(p[0]);
+    if (span_of(p[169]) != s || s->nopen != 3)
+        _exit(3); /* not one span from its start: the test is wrong */
+    return (char *)s->base + 170 * BLOCKED_SIZE;
+}
+
+static void past_last_by_owner(void) {
+    as(&C);
+    gm_free(past_last());
+}
+
+static void past_last_by_other(void) {
+    as(&C);
+    void *q = past_last();
+    as(&B);
+    gm_free(q);
+}
+
+static void test_blocked_slots(void) {
+    void *q[170];
+    uint64_t tail = ~(uint64_t)0 << (170 - 128);
+    mcache_reset(&C, MCACHE_OWN);
+    mspan *s = fresh_span(&q[0]);
+    CHECK(s->nelems == 170 && q[0] == (void *)s->base && s->nopen == 1);
+    CHECK(*span_remote_word(s, 0) == 0);
+    CHECK(*span_remote_word(s, 1) == ~(uint64_t)0 && *span_remote_word(s, 2) == ~(uint64_t)0);
+    CHECK(*span_remote_word(s, 4) == ~(uint64_t)0); /* the triple past the last word */
+    for (int i = 1; i < 170; i++)
+        q[i] = gm_malloc(BLOCKED_SIZE);
+    CHECK(s->nopen == 3 && span_of(q[169]) == s);
+    CHECK(*span_remote_word(s, 1) == 0 && *span_remote_word(s, 2) == tail);
+    CHECK(*span_free_word(s, 2) == 0); /* every slot handed out, none of the tail */
+    /* another thread's free; the owner's next malloc collects it, and the
+     * blocked bits stay */
+    as(&B);
+    gm_free(q[150]);
+    CHECK(*span_remote_word(s, 2) == (tail | (uint64_t)1 << (150 - 128)));
+    as(&C);
+    CHECK(gm_malloc(BLOCKED_SIZE) == q[150]);
+    CHECK(*span_remote_word(s, 2) == tail && *span_free_word(s, 2) == 0);
+    mcache_release_all(&C);
+    mcache_reset(&C, MCACHE_OWN);
+    expect_invalid("slot of a word not yet opened, by its owner", unopened_by_owner);
+    expect_invalid("slot of a word not yet opened, by another thread", unopened_by_other);
+    expect_invalid("slot past the last, by its owner", past_last_by_owner);
+    expect_invalid("slot past the last, by another thread", past_last_by_other);
 }
 
 /* 9: the reuse ring. */
@@ -547,5 +638,6 @@ int main(void) {
     expect_double_free("owner twice, in the reuse ring", ring_owner_twice);
     expect_double_free("reuse ring then remote", ring_then_remote);
     test_idle_owner();
+    test_blocked_slots();
     return check_done("span_protocol");
 }
