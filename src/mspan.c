@@ -40,8 +40,9 @@
  * not yet collected still count as live: a span is known empty only once its
  * holder has collected, which it does whenever it runs out of slots, and
  * mcentral does for the spans it holds.  mspan_recount rebuilds nlive and
- * summary from the bitmaps (live = ~free & ~remote in the open words), so a change of holder never
- * trusts the previous holder's counters (a fork child's dead threads).
+ * summary from the bitmaps (live = ~free & ~remote in the open words), so a
+ * change of holder never trusts the previous holder's counters (a fork
+ * child's dead threads).
  *
  * Setting aside.  When the owner's current span has no slot left, the owner
  * sets it aside (off the fast path, on its full list) and wants to hear about
@@ -65,11 +66,12 @@
  * with the object happens before the slot is handed out again.  Within one
  * thread, the owner's plain and relaxed accesses are ordered by program
  * order; a slot handed to another thread travels with that thread's own
- * synchronisation, which also carries the free bits it needs to check
- * its free, and the unblocking of the slot's word when the owner opened it
- * (a store the owner made before handing the slot out, so the freer's OR,
- * a read-modify-write, comes after it in remote[w]'s order).  The checks other threads make (slot live, not freed) read the
- * holder's words with relaxed loads: exact for a slot that only the checking
+ * synchronisation, which also carries the free bits it needs to check its
+ * free, and the unblocking of the slot's word when the owner opened it (a
+ * store the owner made before handing the slot out, so the freer's OR, a
+ * read-modify-write, comes after it in remote[w]'s order).  The checks
+ * other threads make (slot live, not freed) read the holder's words with
+ * relaxed loads: exact for a slot that only the checking
  * thread can free, and racy, as any double-free detection must be, for
  * slots freed twice at once.
  */

@@ -94,17 +94,19 @@ typedef struct mspan {
                             * before it takes the span back; see nlive_aside) */
 
     /* Slot words, three per 64-slot word w (SPAN_WORDS_PER_W apart):
-     *   free   1 = slot free and open for allocation (holder writes, others read)
-     *   fresh  1 = slot never handed out (holder writes; only what a bad
-     *          free's report says depends on it)
+     *   free   1 = slot free, in a word open for allocation (holder writes,
+     *          others read)
+     *   fresh  1 = slot never handed out (holder writes; only the wording
+     *          of a bad free's report depends on it)
      *   remote 1 = slot freed by another thread and not yet collected (atomic
      *          OR; holder takes them), or blocked: no free of it is valid
-     *          (mspan.c: every slot of a word not yet opened, the bits past
-     *          the last slot, and all of the extra triple past the last word,
-     *          which a pointer into a span's tail reads).  Word 0's three end the hot
-     * line: the owner's free reads all three, and a thread-local workload
-     * never writes remote[] at all (a remote free's OR lands in the line
-     * the owner works in, as it would in any line holding the word). */
+     *          (every slot of a word not yet opened, the bits past the last
+     *          slot, and all of an extra triple past the last word, which a
+     *          pointer into a span's tail reads; mspan.c)
+     * Word 0's three end the hot line: the owner's free reads two of them,
+     * and a thread-local workload never writes remote[] at all (a remote
+     * free's OR lands in the line the owner works in, as it would in any
+     * line holding the word). */
     uint64_t words[];
 } mspan;
 
