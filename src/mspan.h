@@ -222,7 +222,7 @@ static inline void *mspan_take_slot(mspan *s, uint32_t idx) {
     if (unlikely(!(f & bit)))
         return NULL;
     __atomic_store_n(&trio[0], f & ~bit, __ATOMIC_RELAXED);
-    gm_and_owned(&trio[1], ~bit); /* already clear: it was freed, so handed out */
+    gm_and_owned(&trio[1], ~bit); /* already clear, unless the struct was recycled */
     if (f == bit)
         s->summary &= ~(uint64_t)1; /* word 0 has no free slot left */
     s->nlive++;
