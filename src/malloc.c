@@ -91,8 +91,8 @@ static GM_NOINLINE void *alloc_tiniest(mcache *mc, size_t size) {
     return likely(p != NULL) ? p : fail_enomem();
 }
 
-static GM_NOINLINE void *alloc_refill(mcache *mc, unsigned spc) {
-    void *p = mcache_alloc_slow(mc, spc);
+static GM_NOINLINE void *alloc_refill(mcache *mc, uintptr_t spc) {
+    void *p = mcache_alloc_slow(mc, (unsigned)spc);
     /* A safe point (no lock held, the cache whole) for the background
      * scavenger's lazy start, which allocates. */
     mheap_start_background();
@@ -102,7 +102,7 @@ static GM_NOINLINE void *alloc_refill(mcache *mc, unsigned spc) {
 static inline __attribute__((always_inline)) void *alloc_class(mcache *mc, uintptr_t spc) {
     mspan *s = mc->alloc[spc];
     if (unlikely(!mspan_can_alloc_fast(s)))
-        return alloc_refill(mc, (unsigned)spc);
+        return alloc_refill(mc, spc);
     void *p = mspan_alloc_fast(s);
     gm_count(&mc->nmalloc[spc]);
     return p;
