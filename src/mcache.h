@@ -163,8 +163,9 @@ static inline void mcache_free_owned(mcache *mc, mspan *s, const void *p, const 
      * worse (113 instructions per 16 B pair against 110). */
     int freed = mspan_free_owned(s, idx);
     if (likely(freed == SPAN_FREED)) {
-        gm_count(&mc->nfree[s->spanclass]);
-        if (s->elemsize > GM_SMALL_SIZE_MAX) /* from REUSE_FIRST_CLASS on; never tiny */
+        uintptr_t spc = s->spanclass;
+        gm_count(&mc->nfree[spc]);
+        if (spc >= REUSE_FIRST_CLASS) /* the class just loaded; never tiny (no fast owner) */
             mcache_reuse_push(mc, s, idx);
     } else if (freed == SPAN_FREED_EMPTY) {
         gm_count(&mc->nfree[s->spanclass]);

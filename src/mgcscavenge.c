@@ -47,14 +47,14 @@
  * over (the excess, which the program's threads would otherwise release),
  * in bursts of at most BG_BURST_NS with rests in proportion.  It runs at
  * SCHED_IDLE: only on a CPU nothing else wants, and it gives the CPU up the
- * moment a program thread wakes.  A releasing thread can hold its CPU far longer than its
- * own work takes (madvise waits for the other CPUs to flush their TLBs, and
- * in a virtual machine a CPU may be away), and at any other priority that
- * time was taken from the program: on 2 busy cores 1-3 of every million
- * malloc/free pairs waited 5-30 ms.  When the CPUs stay busy and the thread
- * gets no turn for BG_STARVED_NS, the program's slow paths do the aged
- * releases themselves, a bounded amount per call, as they do without the
- * thread.  At the start of every tick it first runs the work the tiers
+ * moment a program thread wakes.  A releasing thread can hold its CPU far
+ * longer than its own work takes (madvise waits for the other CPUs to flush
+ * their TLBs, and in a virtual machine a CPU may be away), and at any other
+ * priority that time was taken from the program: on 2 busy cores 1-3 of
+ * every million malloc/free pairs waited 5-30 ms.  When the CPUs stay busy
+ * and the thread gets no turn for BG_STARVED_NS, the program's slow paths
+ * do the aged releases themselves, a bounded amount per call, as they do
+ * without the thread.  At the start of every tick it first runs the work the tiers
  * above registered, told whether the heap was idle for the tick: every
  * tick, idle threads' spans give back the pages other threads' frees
  * emptied; on an idle heap, mcentral also hands back the unowned spans such

@@ -115,7 +115,8 @@ _Static_assert(offsetof(mspan, base) % 64 == 0 &&
                "the fast paths' span fields and the first slot words share one cache line");
 _Static_assert(offsetof(mspan, owner) < offsetof(mspan, full) &&
                    offsetof(mspan, sampled) < offsetof(mspan, owner) + 64,
-               "mheap clears the struct around owner, then full; a remote free reads one cold line");
+               "mheap clears the struct around owner, then full; a remote free reads one "
+               "cold line");
 _Static_assert(GM_MAX_SMALL_SIZE <= UINT16_MAX, "elemsize holds every size class");
 
 #define SPAN_WORDS_PER_W 3

@@ -196,6 +196,17 @@ bool os_each_map_line(bool (*fn)(const char *line, void *arg), void *arg) {
     return true;
 }
 
+/* A metadata mapping just made at p: advised off huge pages, and counted.
+ * Metadata is touched sparsely: under a kernel THP mode of "always" a huge
+ * page would make a few written words cost 2 MiB.  The advice is refused
+ * only by a kernel without THP (EINVAL, and then no huge page can back it)
+ * or a seccomp filter; the mapping is as usable either way, and a refusal
+ * costs at most that memory, so there is nothing to undo. */
+static void metadata_mapped(void *p, size_t bytes) {
+    (void)madvise(p, bytes, MADV_NOHUGEPAGE);
+    __atomic_fetch_add(&metadata_bytes, bytes, __ATOMIC_RELAXED);
+}
+
 void *os_alloc_metadata_aligned(size_t bytes, size_t align) {
     if (fault_now(GM_FAULT_MMAP))
         return NULL;
@@ -216,14 +227,9 @@ void *os_alloc_metadata_aligned(size_t bytes, size_t align) {
         raw = from_reserve(span);
         p = raw ? (char *)gm_align_up((uintptr_t)raw, align) : NULL;
     }
+    if (p)
+        metadata_mapped(p, bytes);
     errno = saved;
-    if (!p)
-        return NULL;
-    /* Metadata is touched sparsely: under a kernel THP mode of "always" a
-     * huge page would make a few written words cost 2 MiB. */
-    madvise(p, bytes, MADV_NOHUGEPAGE);
-    errno = saved;
-    __atomic_fetch_add(&metadata_bytes, bytes, __ATOMIC_RELAXED);
     return p;
 }
 
@@ -241,11 +247,10 @@ int os_alloc_metadata_at(uintptr_t addr, size_t bytes) {
         err = EEXIST;
     }
     if (!err)
-        madvise(p, bytes, MADV_NOHUGEPAGE); /* as os_alloc_metadata_aligned */
+        metadata_mapped(p, bytes);
     errno = saved;
     if (err)
         return err == EEXIST ? EEXIST : ENOMEM;
-    __atomic_fetch_add(&metadata_bytes, bytes, __ATOMIC_RELAXED);
     return 0;
 }
 
