@@ -25,7 +25,10 @@
  * the filling is checked ("use-after-free write"), the mark erased, and the
  * block goes to the inner allocator, which alone hands it out again.  Bigger
  * blocks are sealed instead: PROT_NONE, their pages given back
- * (MADV_DONTNEED), so any access faults while they wait.  A second free of
+ * (MADV_DONTNEED), so any access faults while they wait (filled like the
+ * others if mprotect refuses).  A block whose pages the kernel will not
+ * make accessible again when it leaves (a guard page, or a sealed block) is
+ * never given back.  A second free of
  * a block in quarantine finds the "freed" tail (or the entry, for sealed
  * blocks): "double free".  free_sized and free_aligned_sized (which C++
  * sized delete calls) compare the size given with the one stored.
@@ -49,8 +52,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <sys/mman.h>
 
+#include "os.h"
 #include "sizeclasses.h"
 
 #define TAIL_BYTES 16          /* size word and check word */
@@ -187,13 +190,22 @@ static void seal(uintptr_t p, size_t usable, size_t size) {
 }
 
 /* The guard page at the end of a large block: PROT_NONE while the block
- * lives.  Too many mappings (vm.max_map_count) can make mprotect fail: the
- * block then has its canaries but no guard. */
-static void guard(uintptr_t p, size_t usable, bool on) {
-    int saved = errno;
-    int prot = on ? PROT_NONE : PROT_READ | PROT_WRITE;
-    mprotect((void *)(p + usable - GUARD_BYTES), GUARD_BYTES, prot);
-    errno = saved;
+ * lives.  Too many mappings (vm.max_map_count) or a seccomp filter can make
+ * mprotect fail.  Setting it: the block then has its canaries but no guard.
+ * Lifting it: the caller must not give the block back (keep_out). */
+static bool guard(uintptr_t p, size_t usable, bool on) {
+    return os_protect((void *)(p + usable - GUARD_BYTES), GUARD_BYTES, !on);
+}
+
+/* A block leaving quarantine whose pages the kernel would not make
+ * accessible again: given back, it would fault in its next owner's hands,
+ * so it stays out of use for the rest of the process (the inner heap keeps
+ * it as allocated), said once. */
+static void keep_out(void) {
+    static int warned;
+    if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+        gm_warn("hardened: mprotect refused to make a freed block accessible again; "
+                "such blocks are kept out of use");
 }
 
 enum tail_state { TAIL_LIVE, TAIL_FREED, TAIL_BAD };
@@ -467,16 +479,28 @@ static void release_filled(qentry e, const char *caller) {
      * no longer exists. */
     uint64_t none[2] = {0, 0};
     memcpy((void *)(e.p + end), none, sizeof none);
-    if (e.usable > GM_MAX_SMALL_SIZE)
-        guard(e.p, e.usable, false);
+    if (e.usable > GM_MAX_SMALL_SIZE && !guard(e.p, e.usable, false)) {
+        keep_out();
+        return;
+    }
     gm_raw_free((void *)e.p);
 }
 
 static void release_sealed(qentry e) {
-    int saved = errno;
-    mprotect((void *)e.p, e.usable, PROT_READ | PROT_WRITE);
-    errno = saved;
+    if (!os_protect((void *)e.p, e.usable, true)) {
+        keep_out();
+        return;
+    }
     gm_raw_free((void *)e.p);
+}
+
+/* Seals a block above FILL_MAX for its stay in quarantine: its pages go back
+ * (it waits without costing memory; refused, for mlocked pages say, it only
+ * keeps them) and any access faults.  False if mprotect refuses: the block
+ * is then filled and checked like a small one. */
+static bool seal_away(const block *b) {
+    (void)os_release((void *)b->p, b->usable);
+    return os_protect((void *)b->p, b->usable, false);
 }
 
 /* Puts a checked block in quarantine; whatever it pushes out is freed. */
@@ -487,14 +511,8 @@ static void quarantine(const block *b, const char *caller) {
          * first on fork's prepare side and take q_lock before its locks. */
         pthread_atfork(q_fork_prepare, q_fork_parent, q_fork_child);
     }
-    bool sealed = b->usable > FILL_MAX;
-    if (sealed) {
-        /* No old data to read, and any access faults while it waits. */
-        int saved = errno;
-        madvise((void *)b->p, b->usable, MADV_DONTNEED);
-        mprotect((void *)b->p, b->usable, PROT_NONE);
-        errno = saved;
-    } else {
+    bool sealed = b->usable > FILL_MAX && seal_away(b);
+    if (!sealed) {
         unsigned char *c = (unsigned char *)b->p;
         memset(c, FREED_BYTE, b->end);
         uint64_t tail[2] = {check_word(b->p, FREED_SIZE), FREED_SIZE ^ key_size};

@@ -162,6 +162,8 @@ static void *from_reserve(size_t bytes) {
 void os_fork_child(void) { gm_lock_reinit(&reserve_lock); }
 
 bool os_protect(void *addr, size_t bytes, bool accessible) {
+    if (fault_now(GM_FAULT_MPROTECT))
+        return false;
     int saved = errno;
     bool ok = mprotect(addr, bytes, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
     errno = saved;
