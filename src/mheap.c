@@ -383,9 +383,17 @@ mspan *mheap_alloc_small(unsigned spc) {
     span_allocs++;
     spans_inuse[spc]++;
     gm_unlock(&heap_lock);
-    if (SPAN_GUARD_PAGES)
+    if (SPAN_GUARD_PAGES) {
+        /* Marked before the mprotect: a fork child sees the page protected
+         * if the call came before the fork, but not a store made after the
+         * call, and a span it believed unguarded would give a protected page
+         * back to the heap.  Marked and still open is harmless:
+         * mheap_free_span lifts the guard of a marked span, and lifting an
+         * open page changes nothing. */
+        __atomic_store_n(&s->guarded, 1, __ATOMIC_RELAXED); /* a store the call cannot drop */
         s->guarded = os_protect((void *)(base + (npages << GM_PAGE_SHIFT)),
                                 SPAN_GUARD_PAGES << GM_PAGE_SHIFT, false);
+    }
     return s;
 }
 
