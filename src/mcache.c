@@ -370,7 +370,7 @@ static bool refill(mcache *mc, unsigned spc) {
         mc->alloc[spc] = s;
         /* Every span picked here has a free slot; should one not, it is set
          * aside like any exhausted span rather than trusted. */
-        if (s->summary || current_exhausted(mc, spc))
+        if (mspan_can_alloc_fast(s) || current_exhausted(mc, spc))
             return true;
     }
 }

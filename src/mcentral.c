@@ -51,10 +51,6 @@ typedef struct mcentral {
 
 static mcentral centrals[GM_NUM_SPAN_CLASSES] __attribute__((aligned(64)));
 
-static bool has_free_slot(const mspan *s) {
-    return s->summary != 0 || s->nopen < ((uint32_t)s->nelems + 63) / 64;
-}
-
 /* Files an unowned span whose counts are current; false if it is empty and
  * must go back to mheap (the caller does that after unlocking). */
 static bool file_span(mcentral *c, mspan *s, int32_t live) {
@@ -62,7 +58,7 @@ static bool file_span(mcentral *c, mspan *s, int32_t live) {
         s->where = SPAN_ELSEWHERE;
         return false;
     }
-    if (!has_free_slot(s) && mspan_set_aside(s)) {
+    if (!mspan_has_free_slot(s) && mspan_set_aside(s)) {
         s->where = SPAN_CENTRAL_FULL;
         mspan_list_push(&c->full, s);
     } else {
@@ -114,7 +110,7 @@ mspan *mcentral_cache_span(unsigned spc, struct mcache *owner) {
             mspan *s = c->partial;
             mspan_list_remove(&c->partial, s);
             int32_t live = mspan_recount(s);
-            if (live > 0 && has_free_slot(s)) {
+            if (live > 0 && mspan_has_free_slot(s)) {
                 s->where = SPAN_ELSEWHERE;
                 mspan_set_owner(s, owner);
                 got = s;

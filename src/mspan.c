@@ -25,8 +25,9 @@
  * malloc only clears the slot's fresh bit.
  *
  * Why bitmaps rather than free lists: the owner's malloc is a ctz on the
- * lowest word in circulation (`summary` has a bit per word that may have
- * free slots), its free is a bit test and a set, a double free or a
+ * word in circulation (cur: one word at a time, so the fast path needs no
+ * search; when it is used up the slow path puts the lowest open word with a
+ * free slot in circulation), its free is a bit test and a set, a double free or a
  * never-allocated slot shows in the same test, and a use-after-free write
  * into user memory cannot redirect an allocation: nothing allocator-owned
  * lives there.  Taking the lowest free slot keeps a span's live objects
@@ -39,8 +40,8 @@
  * back to the holder or collected from remote[].  Slots freed remotely and
  * not yet collected still count as live: a span is known empty only once its
  * holder has collected, which it does whenever it runs out of slots, and
- * mcentral does for the spans it holds.  mspan_recount rebuilds nlive and
- * summary from the bitmaps (live = ~free & ~remote in the open words), so a
+ * mcentral does for the spans it holds.  mspan_recount rebuilds nlive (and
+ * picks the word in circulation) from the bitmaps (live = ~free & ~remote in the open words), so a
  * change of holder never trusts the previous holder's counters (a fork
  * child's dead threads).
  *
@@ -79,7 +80,10 @@
 
 #include <string.h>
 
-mspan gm_empty_span; /* summary 0: always "exhausted" */
+/* The word the empty span has in circulation: no free slot, ever (nothing
+ * writes it: malloc's fast path takes a slot only from a nonzero word). */
+static const uint64_t no_free_slot;
+mspan gm_empty_span = { .cur = (uint64_t *)&no_free_slot };
 
 static unsigned words_for(unsigned nelems) {
     unsigned w = (nelems + 63) / 64;
@@ -118,8 +122,11 @@ void mspan_init_small(mspan *s, unsigned spc) {
     s->spanclass = (uint8_t)spc;
     s->nwords = (uint8_t)nwords;
     s->nopen = 0;
-    s->summary = 0;
     s->nlive = 0;
+    /* Word 0's free word is zero (the struct was cleared): the first malloc
+     * takes the slow path, which opens it. */
+    s->cur = span_free_word(s, 0);
+    s->cur_w = 0;
     /* Every word starts unopened: no slot free, every slot fresh and
      * blocked; so does the extra triple.  (The struct is not yet in the
      * span map: no other thread reads these words.) */
@@ -183,14 +190,42 @@ void mspan_collect(mspan *s) {
             gm_bad_pointer("free", (void *)(s->base + (uintptr_t)idx * s->elemsize), true);
         }
         __atomic_store_n(span_free_word(s, w), f | r, __ATOMIC_RELAXED);
-        s->summary |= (uint64_t)1 << w;
         s->nlive -= (int32_t)gm_popcount64(r);
     }
 }
 
+static void circulate(mspan *s, uint32_t w) {
+    s->cur = span_free_word(s, w);
+    s->cur_w = (uint8_t)w;
+}
+
+/* Puts the lowest open word with a free slot in circulation; false if
+ * there is none (cur is left as it was: a used-up word). */
+static bool circulate_lowest_free(mspan *s) {
+    for (uint32_t w = 0; w < s->nopen; w++) {
+        if (*span_free_word(s, w)) {
+            circulate(s, w);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool mspan_has_free_slot(const mspan *s) {
+    for (uint32_t w = 0; w < s->nopen; w++)
+        if (*span_free_word(s, w))
+            return true;
+    return s->nopen < used_words(s);
+}
+
 bool mspan_replenish(mspan *s) {
+    /* The owner's own frees first: no atomic.  Other threads' frees are
+     * collected only when those are used up (as often as before words had a
+     * word in circulation: when the span ran out of free words). */
+    if (circulate_lowest_free(s))
+        return true;
     mspan_collect(s);
-    if (s->summary)
+    if (circulate_lowest_free(s))
         return true;
     uint32_t n = used_words(s);
     if (s->nopen >= n)
@@ -200,7 +235,7 @@ bool mspan_replenish(mspan *s) {
     /* Unblock before any slot of w is handed out (see "Ordering"). */
     __atomic_store_n(span_remote_word(s, w), blocked, __ATOMIC_RELAXED);
     __atomic_store_n(span_free_word(s, w), ~blocked, __ATOMIC_RELAXED);
-    s->summary = (uint64_t)1 << w;
+    circulate(s, w);
     return true;
 }
 
@@ -247,7 +282,6 @@ bool mspan_reclaim_set_aside(mspan *s) {
 
 int32_t mspan_recount(mspan *s) {
     int32_t live = 0;
-    uint64_t summary = 0;
     for (uint32_t w = 0; w < s->nopen; w++) { /* the others hold no live slot */
         uint64_t r = take_remote(s, w);
         uint64_t f = *span_free_word(s, w);
@@ -257,11 +291,10 @@ int32_t mspan_recount(mspan *s) {
         }
         f |= r;
         __atomic_store_n(span_free_word(s, w), f, __ATOMIC_RELAXED);
-        if (f)
-            summary |= (uint64_t)1 << w;
         live += (int32_t)gm_popcount64(~f & ~blocked_bits(s, w));
     }
-    s->summary = summary;
+    if (!circulate_lowest_free(s))
+        circulate(s, 0); /* used up, or not yet opened: zero either way */
     s->nlive = live;
     s->nlive_aside = 0;
     return live;

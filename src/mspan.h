@@ -86,9 +86,12 @@ typedef struct mspan {
                                 * cache owns (the owner's frees take the fast
                                 * path); NULL when unowned, tiny, large or dead */
     uint64_t divmagic;     /* the class's gm_class_divmagic64 (mspan_slot_of) */
-    uint64_t summary;      /* owner: bit w set while free word w may be nonzero */
+    uint64_t *cur;         /* holder: free word of the word in circulation (cur_w),
+                            * the one malloc takes slots from; zero when it is used
+                            * up, and then the slow path looks for another */
     uint16_t elemsize;     /* slot size; 0 for large spans */
     uint8_t spanclass;     /* 0: large */
+    uint8_t cur_w;         /* holder: the index of the word cur points into */
     int32_t nlive;         /* owner: slots handed out and not yet freed back to it
                             * (while set aside: the owner frees still awaited
                             * before it takes the span back; see nlive_aside) */
@@ -190,15 +193,14 @@ static inline uint64_t gm_set_bit(uint64_t x, uintptr_t n) {
 #endif
 }
 
-/* Does the span have a free slot in the words in circulation? */
-static inline bool mspan_can_alloc_fast(const mspan *s) { return s->summary != 0; }
+/* Has the word in circulation a free slot?  (When it has none, the slow
+ * path looks at the span's other words: mspan_replenish.) */
+static inline bool mspan_can_alloc_fast(const mspan *s) { return *s->cur != 0; }
 
-/* Takes the lowest free slot of the lowest word in circulation
+/* Takes the lowest free slot of the word in circulation
  * (mspan_can_alloc_fast must be true). */
 static inline void *mspan_alloc_fast(mspan *s) {
-    uint64_t sum = s->summary;
-    uintptr_t w = gm_ctz64(sum);
-    uint64_t *trio = span_free_word(s, w);
+    uint64_t *trio = s->cur;
     uint64_t f = trio[0];
     uint64_t rest = f & (f - 1);
     /* Relaxed atomic store: other threads read the free word to check
@@ -207,10 +209,8 @@ static inline void *mspan_alloc_fast(mspan *s) {
     /* No longer fresh.  rest also clears the fresh bits past the last slot
      * (never free), which no check reads: those slots are blocked. */
     gm_and_owned(&trio[1], rest);
-    if (rest == 0)
-        s->summary = sum & (sum - 1); /* word w was the lowest in circulation */
     s->nlive++;
-    uintptr_t idx = w * 64 + gm_ctz64(f);
+    uintptr_t idx = (uintptr_t)s->cur_w * 64 + gm_ctz64(f);
     return (void *)(s->base + idx * s->elemsize);
 }
 
@@ -224,8 +224,6 @@ static inline void *mspan_take_slot(mspan *s, uint32_t idx) {
         return NULL;
     __atomic_store_n(&trio[0], f & ~bit, __ATOMIC_RELAXED);
     gm_and_owned(&trio[1], ~bit); /* already clear, unless the struct was recycled */
-    if (f == bit)
-        s->summary &= ~(uint64_t)1; /* word 0 has no free slot left */
     s->nlive++;
     return (void *)(s->base + (uintptr_t)idx * s->elemsize);
 }
@@ -287,8 +285,9 @@ static inline int mspan_free_owned(mspan *s, uintptr_t idx) {
     uint64_t others = __atomic_load_n(&trio[2], __ATOMIC_RELAXED);
     if (unlikely(((f | others) >> (idx & 63)) & 1))
         return SPAN_FREE_BAD;
+    /* The slot waits in its word: the word in circulation first, the others
+     * when it runs out (mspan_replenish). */
     __atomic_store_n(&trio[0], gm_set_bit(f, idx), __ATOMIC_RELAXED);
-    s->summary |= (uint64_t)1 << w;
     return unlikely(--s->nlive == 0) ? SPAN_FREED_EMPTY : SPAN_FREED;
 }
 
@@ -316,10 +315,15 @@ static inline void mspan_list_remove(mspan **head, mspan *s) {
 
 /* ---- the owner's slow operations (mspan.c) ---- */
 
-/* Makes slots available again when the words in circulation are used up:
- * collects other threads' frees, or opens the next unused word.  False if
- * the span has no free slot at all. */
+/* Makes slots available again when the word in circulation is used up:
+ * collects other threads' frees, then puts the lowest open word with a free
+ * slot in circulation, or opens the next unused word.  False if the span has
+ * no free slot at all. */
 GM_INTERNAL bool mspan_replenish(mspan *s);
+
+/* Has the span a free slot in its open words, or a word still to open?
+ * (Other threads' frees count once collected.) */
+GM_INTERNAL bool mspan_has_free_slot(const mspan *s);
 
 /* Collects other threads' frees into the free words (owner or holder). */
 GM_INTERNAL void mspan_collect(mspan *s);
@@ -364,9 +368,10 @@ GM_INTERNAL uint32_t mspan_count_remote(const mspan *s);
 
 /* Ownership changes (mcache, mcentral under its lock, fork). */
 GM_INTERNAL void mspan_set_owner(mspan *s, struct mcache *owner);
-/* Recounts live slots and rebuilds the summary from the bitmaps, collecting
- * other threads' frees; used when a span changes holder, so nothing depends
- * on a previous holder's counters.  Returns the live count. */
+/* Recounts live slots from the bitmaps, collecting other threads' frees,
+ * and puts the lowest open word with a free slot in circulation; used when a
+ * span changes holder, so nothing depends on a previous holder's counters.
+ * Returns the live count. */
 GM_INTERNAL int32_t mspan_recount(mspan *s);
 
 /* ---- other threads ---- */
