@@ -35,7 +35,11 @@
  *     collects those frees and hands the slots out again;
  * 11. blocked slots: a free of a slot in a word not yet opened, or past the
  *     last slot, is an invalid pointer on either path, and a collection
- *     keeps the blocked bits.
+ *     keeps the blocked bits;
+ * 12. the word in circulation: malloc takes slots from one word, lowest
+ *     first, while the owner frees into other words; once it is used up the
+ *     lowest word with an owner's free comes next, other threads' frees are
+ *     collected only when no such word is left, and then the span is full.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -334,6 +338,36 @@ static void test_blocked_slots(void) {
     expect_invalid("slot of a word not yet opened, by another thread", unopened_by_other);
     expect_invalid("slot past the last, by its owner", past_last_by_owner);
     expect_invalid("slot past the last, by another thread", past_last_by_other);
+}
+
+/* 12: the word in circulation. */
+static void test_word_in_circulation(void) {
+    void *q[170];
+    mcache_reset(&C, MCACHE_OWN);
+    mspan *s = fresh_span(&q[0]);
+    for (int i = 1; i < 140; i++)
+        q[i] = gm_malloc(BLOCKED_SIZE);
+    CHECK(s->nopen == 3 && s->cur_w == 2); /* words 0 and 1 used up, 12 slots of word 2 */
+    gm_free(q[70]); /* the owner's frees, in words 1 and 0 */
+    gm_free(q[5]);
+    as(&B);
+    gm_free(q[3]); /* another thread's, in word 0 */
+    as(&C);
+    for (int i = 140; i < 170; i++) { /* the rest of word 2 first, lowest first */
+        q[i] = gm_malloc(BLOCKED_SIZE);
+        CHECK(q[i] == (char *)s->base + (size_t)i * BLOCKED_SIZE);
+    }
+    CHECK(!mspan_can_alloc_fast(s));
+    CHECK(gm_malloc(BLOCKED_SIZE) == q[5] && s->cur_w == 0); /* the lowest owner's free */
+    CHECK(*span_remote_word(s, 0) == (uint64_t)1 << 3);      /* not collected yet */
+    CHECK(gm_malloc(BLOCKED_SIZE) == q[70] && s->cur_w == 1);
+    CHECK(*span_remote_word(s, 0) == (uint64_t)1 << 3);
+    CHECK(gm_malloc(BLOCKED_SIZE) == q[3] && s->cur_w == 0); /* collected now */
+    CHECK(*span_remote_word(s, 0) == 0 && !mspan_has_free_slot(s));
+    void *next = gm_malloc(BLOCKED_SIZE);
+    CHECK(span_of(next) != s && s->where == SPAN_FULL);
+    mcache_release_all(&C);
+    mcache_reset(&C, MCACHE_OWN);
 }
 
 /* 9: the reuse ring. */
@@ -644,5 +678,6 @@ int main(void) {
     expect_double_free("reuse ring then remote", ring_then_remote);
     test_idle_owner();
     test_blocked_slots();
+    test_word_in_circulation();
     return check_done("span_protocol");
 }
