@@ -27,8 +27,8 @@
  * Why bitmaps rather than free lists: the owner's malloc is a ctz on the
  * word in circulation (cur: one word at a time, so the fast path needs no
  * search; when it is used up the slow path puts the lowest open word with a
- * free slot in circulation), its free is a bit test and a set, a double free or a
- * never-allocated slot shows in the same test, and a use-after-free write
+ * free slot in circulation), its free is a bit test and a set, a double
+ * free or a never-allocated slot shows in the same test, and a use-after-free write
  * into user memory cannot redirect an allocation: nothing allocator-owned
  * lives there.  Taking the lowest free slot keeps a span's live objects
  * packed at its start (above 1 KiB the owner first tries the slot it freed
@@ -40,10 +40,10 @@
  * back to the holder or collected from remote[].  Slots freed remotely and
  * not yet collected still count as live: a span is known empty only once its
  * holder has collected, which it does whenever it runs out of slots, and
- * mcentral does for the spans it holds.  mspan_recount rebuilds nlive (and
- * picks the word in circulation) from the bitmaps (live = ~free & ~remote in the open words), so a
- * change of holder never trusts the previous holder's counters (a fork
- * child's dead threads).
+ * mcentral does for the spans it holds.  mspan_recount rebuilds nlive from
+ * the bitmaps (live = ~free & ~remote in the open words) and picks the word
+ * in circulation, so a change of holder never trusts the previous holder's
+ * counters (a fork child's dead threads).
  *
  * Setting aside.  When the owner's current span has no slot left, the owner
  * sets it aside (off the fast path, on its full list) and wants to hear about
@@ -219,9 +219,8 @@ bool mspan_has_free_slot(const mspan *s) {
 }
 
 bool mspan_replenish(mspan *s) {
-    /* The owner's own frees first: no atomic.  Other threads' frees are
-     * collected only when those are used up (as often as before words had a
-     * word in circulation: when the span ran out of free words). */
+    /* The owner's own frees first, with no atomic; other threads' frees are
+     * collected only when no open word holds one of those. */
     if (circulate_lowest_free(s))
         return true;
     mspan_collect(s);
