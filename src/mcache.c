@@ -368,8 +368,9 @@ static bool refill(mcache *mc, unsigned spc) {
         s->where = SPAN_CURRENT;
         s->nlive += SPAN_CURRENT_BIAS;
         mc->alloc[spc] = s;
-        /* Every span picked here has a free slot; should one not, it is set
-         * aside like any exhausted span rather than trusted. */
+        /* Every span picked here has a free slot, though often not in the
+         * word it has in circulation: current_exhausted finds it (and a span
+         * with none after all is set aside like any exhausted span). */
         if (mspan_can_alloc_fast(s) || current_exhausted(mc, spc))
             return true;
     }
@@ -378,7 +379,10 @@ static bool refill(mcache *mc, unsigned spc) {
 void *mcache_alloc_slow(mcache *mc, unsigned spc) {
     if (unlikely(mc->kind != MCACHE_OWN))
         return proc_alloc_without_cache(mc, spc, 0);
-    if (!refill(mc, spc)) {
+    /* Most trips here only change words: the owner has freed into another
+     * word of its current span.  That costs a scan of its words, not a
+     * refill.  (The empty span has no open word.) */
+    if (!mspan_circulate_own_free(mc->alloc[spc]) && !refill(mc, spc)) {
         /* Out of memory (or over a hard limit): the large spans this
          * thread keeps are its own idle memory; give them back and retry. */
         if (!mc->pcache.n)

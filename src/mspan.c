@@ -28,11 +28,12 @@
  * word in circulation (cur: one word at a time, so the fast path needs no
  * search; when it is used up the slow path puts the lowest open word with a
  * free slot in circulation), its free is a bit test and a set, a double
- * free or a never-allocated slot shows in the same test, and a use-after-free write
- * into user memory cannot redirect an allocation: nothing allocator-owned
- * lives there.  Taking the lowest free slot keeps a span's live objects
- * packed at its start (above 1 KiB the owner first tries the slot it freed
- * last, through mcache's reuse ring: mspan_take_slot).  Words are opened
+ * free or a never-allocated slot shows in the same test, and a use-after-free
+ * write into user memory cannot redirect an allocation: nothing
+ * allocator-owned lives there.  Taking the lowest free slot of a word, and
+ * the lowest word when the circulating one runs out, keeps a span's live
+ * objects toward its start (above 1 KiB the owner first tries the slot it
+ * freed last, through mcache's reuse ring: mspan_take_slot).  Words are opened
  * one at a time (nopen), so a span fills from its start like Go's
  * freeindex, and a span that never gets busy never touches its far pages.
  *
@@ -199,9 +200,7 @@ static void circulate(mspan *s, uint32_t w) {
     s->cur_w = (uint8_t)w;
 }
 
-/* Puts the lowest open word with a free slot in circulation; false if
- * there is none (cur is left as it was: a used-up word). */
-static bool circulate_lowest_free(mspan *s) {
+bool mspan_circulate_own_free(mspan *s) {
     for (uint32_t w = 0; w < s->nopen; w++) {
         if (*span_free_word(s, w)) {
             circulate(s, w);
@@ -221,10 +220,10 @@ bool mspan_has_free_slot(const mspan *s) {
 bool mspan_replenish(mspan *s) {
     /* The owner's own frees first, with no atomic; other threads' frees are
      * collected only when no open word holds one of those. */
-    if (circulate_lowest_free(s))
+    if (mspan_circulate_own_free(s))
         return true;
     mspan_collect(s);
-    if (circulate_lowest_free(s))
+    if (mspan_circulate_own_free(s))
         return true;
     uint32_t n = used_words(s);
     if (s->nopen >= n)
@@ -292,7 +291,7 @@ int32_t mspan_recount(mspan *s) {
         __atomic_store_n(span_free_word(s, w), f, __ATOMIC_RELAXED);
         live += (int32_t)gm_popcount64(~f & ~blocked_bits(s, w));
     }
-    if (!circulate_lowest_free(s))
+    if (!mspan_circulate_own_free(s))
         circulate(s, 0); /* used up, or not yet opened: zero either way */
     s->nlive = live;
     s->nlive_aside = 0;

@@ -315,10 +315,17 @@ static inline void mspan_list_remove(mspan **head, mspan *s) {
 
 /* ---- the owner's slow operations (mspan.c) ---- */
 
+/* The word in circulation is used up: puts the lowest open word with a
+ * free slot (the owner's frees, and other threads' already collected) in
+ * circulation, with no atomic and no other work.  False if there is none
+ * (cur is left at a used-up word).  Owner frees land in whichever word
+ * holds the slot, so this is the common way back to the fast path. */
+GM_INTERNAL bool mspan_circulate_own_free(mspan *s);
+
 /* Makes slots available again when the word in circulation is used up:
- * collects other threads' frees, then puts the lowest open word with a free
- * slot in circulation, or opens the next unused word.  False if the span has
- * no free slot at all. */
+ * mspan_circulate_own_free, else other threads' frees are collected and
+ * looked for the same way, else the next unused word is opened.  False if
+ * the span has no free slot at all. */
 GM_INTERNAL bool mspan_replenish(mspan *s);
 
 /* Has the span a free slot in its open words, or a word still to open?
