@@ -9,10 +9,12 @@
  *   partial  owned spans with free slots, the next to become current;
  *   full     spans set aside because they had no free slot;
  *   empty    a few spares with no live object.
- * The owner's frees into any of its spans but the set-aside ones are the
- * fast path (mspan.fast_owner == this cache): a bit test and set.  Other
- * threads' frees set a bit in remote[] with one atomic OR (mspan.c); the
- * owner collects them when its current span runs out (Go's sweep).  The
+ * The owner's frees into any of its spans, set-aside ones included, are the
+ * fast path (mspan.fast_owner == this cache): a bit test and set; only tiny
+ * spans and spans holding profiler samples free off it.  Other threads'
+ * frees set a bit in remote[] with one atomic OR (mspan.c); the owner
+ * collects them when its current span has no free slot left of its own
+ * frees (Go's sweep).  The
  * first such free into a set-aside span pushes the span onto this cache's
  * revisit stack, which the owner drains on its refills: no span is
  * stranded.  Above 1 KiB the owner's malloc first tries the slot it freed

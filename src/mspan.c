@@ -200,21 +200,24 @@ static void circulate(mspan *s, uint32_t w) {
     s->cur_w = (uint8_t)w;
 }
 
+/* The lowest open word with a free slot, or nopen if there is none. */
+static uint32_t lowest_free_word(const mspan *s) {
+    uint32_t w = 0;
+    while (w < s->nopen && !*span_free_word(s, w))
+        w++;
+    return w;
+}
+
 bool mspan_circulate_own_free(mspan *s) {
-    for (uint32_t w = 0; w < s->nopen; w++) {
-        if (*span_free_word(s, w)) {
-            circulate(s, w);
-            return true;
-        }
-    }
-    return false;
+    uint32_t w = lowest_free_word(s);
+    if (w == s->nopen)
+        return false;
+    circulate(s, w);
+    return true;
 }
 
 bool mspan_has_free_slot(const mspan *s) {
-    for (uint32_t w = 0; w < s->nopen; w++)
-        if (*span_free_word(s, w))
-            return true;
-    return s->nopen < used_words(s);
+    return lowest_free_word(s) < s->nopen || s->nopen < used_words(s);
 }
 
 bool mspan_replenish(mspan *s) {
