@@ -68,10 +68,9 @@ static GM_NOINLINE void *alloc_large(size_t size, size_t align, bool zero) {
     if (!mcache_global_init())
         return fail_enomem();
     mspan *s = mheap_alloc_large(npages, align_pages, size, zero);
-    if (!s && mc->kind == MCACHE_OWN && mc->pcache.n) {
-        /* Out of memory or over a hard limit: this thread's kept spans are
-         * idle memory of its own; give them back and retry. */
-        pagecache_flush(&mc->pcache);
+    if (!s && mcache_give_back_reserves(mc)) {
+        /* Out of memory or over a hard limit: what this thread keeps for
+         * its own reuse is idle memory; give it back and retry. */
         s = mheap_alloc_large(npages, align_pages, size, zero);
     }
     if (!s)
@@ -100,12 +99,8 @@ static GM_NOINLINE void *alloc_refill(mcache *mc, uintptr_t spc) {
 }
 
 static inline __attribute__((always_inline)) void *alloc_class(mcache *mc, uintptr_t spc) {
-    mspan *s = mc->alloc[spc];
-    if (unlikely(!mspan_can_alloc_fast(s)))
-        return alloc_refill(mc, spc);
-    void *p = mspan_alloc_fast(s);
-    gm_count(&mc->nmalloc[spc]);
-    return p;
+    void *p;
+    return likely(mcache_pop(mc, spc, &p)) ? p : alloc_refill(mc, spc);
 }
 
 /* Up to GM_SMALL_SIZE_MAX (1 KiB): the table with an entry per byte. */
@@ -123,9 +118,7 @@ static inline __attribute__((always_inline)) void *alloc_small(size_t size) {
         return alloc_smallest(size);
     uintptr_t spc = gm_size_to_class128[(size - GM_SMALL_SIZE_MAX + GM_LARGE_SIZE_DIV - 1) /
                                         GM_LARGE_SIZE_DIV];
-    mcache *mc = gm_tls.mcache;
-    void *p = mcache_reuse_take(mc, (unsigned)spc);
-    return p ? p : alloc_class(mc, spc);
+    return alloc_class(gm_tls.mcache, spc);
 }
 
 static inline __attribute__((always_inline)) void *malloc_impl(size_t size) {

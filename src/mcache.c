@@ -10,24 +10,29 @@
  *   full     spans set aside because they had no free slot;
  *   empty    a few spares with no live object.
  * The owner's frees into any of its spans, set-aside ones included, are the
- * fast path (mspan.fast_owner == this cache): a bit test and set; only tiny
+ * fast path (mspan.fast_owner == this cache): a bit test and set, and a push
+ * onto the class's slot stack; only tiny
  * spans and spans holding profiler samples free off it.  Other threads'
  * frees set a bit in remote[] with one atomic OR (mspan.c); the owner
  * collects them when its current span has no free slot left of its own
  * frees (Go's sweep).  The
  * first such free into a set-aside span pushes the span onto this cache's
  * revisit stack, which the owner drains on its refills: no span is
- * stranded.  Above 1 KiB the owner's malloc first tries the slot it freed
- * last (the reuse ring, mcache.h); malloc_trim gives back the pages of the
- * owner's spans that hold no object (only the holder may: it alone hands
- * their slots out).
+ * stranded.  The owner's frees go onto a per-class slot stack, which its
+ * malloc takes from, newest first (mcache.h); malloc_trim drops the stacks,
+ * gives back the spans that leaves empty, and the pages of the owner's
+ * spans that hold no object (only the holder may: it alone hands their
+ * slots out).
  *
  * Bounds on what a cache holds back from other threads:
  *   - empty spans: MAX_EMPTY_PER_CLASS spares per class, and at most
  *     MAX_EMPTY_BYTES in all; the others go to mheap the moment they empty;
  *   - partial spans of a class the thread stopped allocating: given back to
  *     mcentral once the class has not refilled for IDLE_REFILLS of the
- *     cache's refills (checked every IDLE_CHECK refills).
+ *     cache's refills (checked every IDLE_CHECK refills);
+ *   - spans kept only by listed slots: at most SLOT_STACK - 1 per class (one
+ *     per listed slot), dropped by malloc_trim, by an allocation that finds
+ *     no memory, and when the class is given back.
  * A thread that never allocates again keeps its spans until it exits, but
  * not the memory other threads' frees emptied in them: the pages of its
  * set-aside spans that hold only such frees go back to the OS once proc.c
@@ -47,6 +52,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "arena.h"
 #include "tiny.h"
 #include "proc.h"
 
@@ -63,21 +69,68 @@
 #define IDLE_REFILLS 4096
 #define IDLE_CHECK 1024
 
-void mcache_reset(mcache *mc, uint8_t kind) {
-    memset(mc, 0, sizeof *mc);
-    for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++)
-        mc->alloc[i] = &gm_empty_span;
-    mc->tiny_off = GM_TINY_BLOCK;
-    mc->kind = kind;
+/* ---- the slot stacks (mcache.h) ---- */
+
+static void stack_reset(mcache *mc, unsigned spc) { mc->stack_top[spc] = &mc->stack[spc].entry[0]; }
+
+/* What a statically set up cache's stacks point at until the first slow
+ * path of a class sets its stack up (list_circulating): an empty entry.  No
+ * push can come first: a cache frees on the fast path only into spans it
+ * got through its slow path. */
+const listed_slot gm_no_listed_slot;
+
+/* Drops entries [from, to) of spc's stack: the slots are only free now. */
+static void drop_listed(mcache *mc, unsigned spc, unsigned from, unsigned to) {
+    listed_slot *entry = mc->stack[spc].entry;
+    for (unsigned i = from; i < to; i++) {
+        mspan *s = spanof(entry[i].p);
+        entry[i].ref = 0;
+        if (mspan_unlist(s))
+            mcache_span_emptied(mc, s);
+    }
 }
 
-/* ---- the reuse ring (mcache.h) ---- */
+/* Drops spc's whole stack: before the class's spans leave the cache. */
+static void forget_listed(mcache *mc, unsigned spc) {
+    listed_slot *top = mc->stack_top[spc];
+    if (top == &gm_no_listed_slot)
+        return;
+    unsigned n = (unsigned)(top - mc->stack[spc].entry);
+    stack_reset(mc, spc);
+    drop_listed(mc, spc, 1, n + 1);
+}
 
-void mcache_reuse_push(mcache *mc, mspan *s, uintptr_t idx) {
-    unsigned c = s->spanclass - REUSE_FIRST_CLASS;
-    unsigned top = (mc->reuse_top[c] + 1u) & (REUSE_RING - 1);
-    mc->reuse_top[c] = (uint8_t)top;
-    mc->reuse[c].slot[top] = (uintptr_t)s | idx;
+void mcache_freed_unlisted(mcache *mc, mspan *s) {
+    if (mspan_unlist(s))
+        mcache_span_emptied(mc, s);
+}
+
+/* spc's stack is empty: lists the free slots of the current span's word in
+ * circulation but its lowest, which the caller takes, lowest on top. */
+static void list_circulating(mcache *mc, unsigned spc, mspan *s) {
+    uintptr_t first;
+    uint64_t f = mspan_circulating_free(s, &first);
+    f &= f - 1;
+    unsigned n = (unsigned)gm_popcount64(f);
+    if (n > SLOT_STACK - 1)
+        n = SLOT_STACK - 1; /* the rest stay free in the word */
+    listed_slot *entry = mc->stack[spc].entry;
+    for (unsigned k = n; k > 0; k--, f &= f - 1) {
+        uintptr_t idx = first + gm_ctz64(f);
+        entry[k] = (listed_slot){mspan_listed_ref(s, idx), mspan_slot_address(s, idx)};
+    }
+    mspan_count_listed(s, n);
+    mc->stack_top[spc] = &entry[n];
+}
+
+void mcache_reset(mcache *mc, uint8_t kind) {
+    memset(mc, 0, sizeof *mc);
+    for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++) {
+        mc->alloc[i] = &gm_empty_span;
+        stack_reset(mc, i);
+    }
+    mc->tiny_off = GM_TINY_BLOCK;
+    mc->kind = kind;
 }
 
 /* ---- the owner's lists ---- */
@@ -185,6 +238,7 @@ static void release_spares(mcache *mc, mclass *cls) {
 
 static void give_back_class(mcache *mc, unsigned spc, bool keep_current) {
     mclass *cls = &mc->classes[spc];
+    forget_listed(mc, spc);
     while (cls->partial) {
         mspan *s = cls->partial;
         mspan_list_remove(&cls->partial, s);
@@ -209,6 +263,8 @@ static void give_back_idle(mcache *mc) {
 
 void mcache_release_all(mcache *mc) {
     tiny_release(mc);
+    for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++)
+        forget_listed(mc, spc);
     /* A set-aside span either comes back to us now (our CAS wins), or
      * another thread's free is pushing it onto our revisit stack: wait for
      * those pushes, so that no push can target this cache once it is gone. */
@@ -256,7 +312,7 @@ size_t mcache_release_others_freed_pages(mcache *mc) {
         return 0;
     /* Taken whole, as the owner's drain takes it.  While the chain is ours
      * the owner cannot find these spans: none becomes current, and of their
-     * slots it can hand out only those it freed itself (the reuse ring),
+     * slots it can hand out only those it freed itself (its slot stack),
      * which others_only leaves alone.  An owner that exits meanwhile waits
      * for them (mcache_release_all).  Acquire: the pushers' view of the
      * spans, and through the set-aside handshake the owner's. */
@@ -285,16 +341,27 @@ size_t mcache_release_others_freed_pages(mcache *mc) {
     return bytes;
 }
 
+bool mcache_give_back_reserves(mcache *mc) {
+    if (mc->kind != MCACHE_OWN)
+        return false;
+    bool any = mc->pcache.n != 0 || mc->empty_bytes != 0;
+    for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++) {
+        any |= mc->stack_top[spc]->ref != 0;
+        forget_listed(mc, spc);
+        release_spares(mc, &mc->classes[spc]);
+    }
+    pagecache_flush(&mc->pcache);
+    return any;
+}
+
 size_t mcache_trim(void) {
     mcache *mc = gm_tls.mcache;
     size_t bytes = 0;
     if (mc->kind == MCACHE_OWN) {
         revisit_drain(mc);
-        for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++) {
-            release_spares(mc, &mc->classes[spc]);
+        mcache_give_back_reserves(mc);
+        for (unsigned spc = 1; spc < GM_NUM_SPAN_CLASSES; spc++)
             bytes += release_unused_pages(mc, spc);
-        }
-        pagecache_flush(&mc->pcache);
     }
     mcentral_reclaim();
     bytes += proc_release_others_pages();
@@ -385,16 +452,15 @@ void *mcache_alloc_slow(mcache *mc, unsigned spc) {
      * word of its current span.  That costs a scan of its words, not a
      * refill.  (The empty span has no open word.) */
     if (!mspan_circulate_own_free(mc->alloc[spc]) && !refill(mc, spc)) {
-        /* Out of memory (or over a hard limit): the large spans this
-         * thread keeps are its own idle memory; give them back and retry. */
-        if (!mc->pcache.n)
-            return NULL;
-        pagecache_flush(&mc->pcache);
-        if (!refill(mc, spc))
+        /* Out of memory (or over a hard limit): what this thread keeps
+         * for its own reuse is idle memory; give it back and retry. */
+        if (!mcache_give_back_reserves(mc) || !refill(mc, spc))
             return NULL;
     }
     gm_count(&mc->nmalloc[spc]);
-    return mspan_alloc_fast(mc->alloc[spc]);
+    mspan *s = mc->alloc[spc];
+    list_circulating(mc, spc, s);
+    return mspan_alloc_fast(s);
 }
 
 /* ---- frees off the fast path ---- */

@@ -24,21 +24,24 @@
  * in a word not yet opened) and a slot past the span's last.  The owner's
  * malloc only clears the slot's fresh bit.
  *
- * Why bitmaps rather than free lists: the owner's malloc is a ctz on the
- * word in circulation (cur: one word at a time, so the fast path needs no
- * search; when it is used up the slow path puts the lowest open word with a
- * free slot in circulation), its free is a bit test and a set, a double
- * free or a never-allocated slot shows in the same test, and a use-after-free
- * write into user memory cannot redirect an allocation: nothing
- * allocator-owned lives there.  Taking the lowest free slot of a word, and
- * the lowest word when the circulating one runs out, keeps a span's live
- * objects toward its start (above 1 KiB the owner first tries the slot it
- * freed last, through mcache's reuse ring: mspan_take_slot).  Words are opened
- * one at a time (nopen), so a span fills from its start like Go's
- * freeindex, and a span that never gets busy never touches its far pages.
+ * Why bitmaps rather than free lists: a free is a bit test and a set, a
+ * double free or a never-allocated slot shows in the same test, and a
+ * use-after-free write into user memory cannot redirect an allocation:
+ * nothing allocator-owned lives there.  The order in which the owner hands
+ * slots out is mcache's slot stack (mcache.h): the slots it freed, newest
+ * first, and when there are none the free slots of the word in circulation
+ * (cur: one word at a time; when it is used up the slow path puts the
+ * lowest open word with a free slot in circulation), lowest first.  That
+ * keeps a span's live objects toward its start.  Words are opened one at a
+ * time (nopen), so a span fills from its start like Go's freeindex, and a
+ * span that never gets busy never touches its far pages.
  *
  * Counting.  nlive (holder only) counts slots handed out minus slots freed
- * back to the holder or collected from remote[].  Slots freed remotely and
+ * back to the holder or collected from remote[]; slots on the owner's slot
+ * stack ("listed": free in the bitmap) count as handed out, so neither the
+ * owner's free that lists a slot nor the malloc that takes it back touches
+ * the count, and a span with a listed slot is never empty.  A listed slot
+ * counts down when mcache drops it from the stack.  Slots freed remotely and
  * not yet collected still count as live: a span is known empty only once its
  * holder has collected, which it does whenever it runs out of slots, and
  * mcentral does for the spans it holds.  mspan_recount rebuilds nlive from

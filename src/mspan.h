@@ -193,6 +193,16 @@ static inline uint64_t gm_set_bit(uint64_t x, uintptr_t n) {
 #endif
 }
 
+/* x with bit n mod 64 clear (one btr, as gm_set_bit). */
+static inline uint64_t gm_clear_bit(uint64_t x, uintptr_t n) {
+#if defined(__x86_64__)
+    __asm__("btrq %1, %0" : "+r"(x) : "r"(n) : "cc");
+    return x;
+#else
+    return x & ~((uint64_t)1 << (n & 63));
+#endif
+}
+
 /* Has the word in circulation a free slot?  (When it has none, the slow
  * path looks at the span's other words: mspan_replenish.) */
 static inline bool mspan_can_alloc_fast(const mspan *s) { return *s->cur != 0; }
@@ -214,18 +224,51 @@ static inline void *mspan_alloc_fast(mspan *s) {
     return (void *)(s->base + idx * s->elemsize);
 }
 
-/* Takes slot idx of the first word (idx < 64) if it is free: the owner's
- * allocation of a slot it chose itself (mcache's reuse ring).  NULL if the
- * slot is not free. */
-static inline void *mspan_take_slot(mspan *s, uint32_t idx) {
-    uint64_t *trio = span_free_word(s, 0);
-    uint64_t f = trio[0], bit = (uint64_t)1 << idx;
-    if (unlikely(!(f & bit)))
-        return NULL;
-    __atomic_store_n(&trio[0], f & ~bit, __ATOMIC_RELAXED);
-    gm_and_owned(&trio[1], ~bit); /* already clear, unless the struct was recycled */
-    s->nlive++;
-    return (void *)(s->base + (uintptr_t)idx * s->elemsize);
+/* The free slots of the word in circulation, as bits, and the index of
+ * that word's first slot: what mcache lists on a class's slot stack.  The
+ * slots stay free in the bitmap until mspan_take_listed takes them. */
+static inline uint64_t mspan_circulating_free(const mspan *s, uintptr_t *first) {
+    *first = (uintptr_t)s->cur_w * 64;
+    return *s->cur;
+}
+
+/* Slots on the owner's slot stack (mcache.h) are "listed": free in the
+ * bitmap, and counted in nlive as if handed out, so that taking one back
+ * needs neither the span nor its count, only the slot's free word.  A
+ * listed slot's reference is that word's address << SPAN_LISTED_SHIFT |
+ * the slot's index, whose low 6 bits are its bit in the word (user-space
+ * addresses are below 2^54 on every x86-64 paging mode Linux gives user
+ * space by default: 2^47, or 2^56 only on a mapping asked for that high,
+ * which the heap never asks for). */
+#define SPAN_LISTED_SHIFT 10
+_Static_assert(GM_MAX_OBJS_PER_SPAN <= (1 << SPAN_LISTED_SHIFT), "a slot index fits below the word");
+static inline uintptr_t mspan_listed_ref(const mspan *s, uintptr_t idx) {
+    return (uintptr_t)span_free_word(s, idx >> 6) << SPAN_LISTED_SHIFT | idx;
+}
+
+/* The address of slot idx. */
+static inline void *mspan_slot_address(const mspan *s, uintptr_t idx) {
+    return (void *)(s->base + idx * s->elemsize);
+}
+
+/* Slots of the word in circulation are listed: counted in nlive. */
+static inline void mspan_count_listed(mspan *s, unsigned n) { s->nlive += (int32_t)n; }
+
+/* A listed slot is dropped from the stack: it is only free now.  True if
+ * that leaves the span empty (never the current span: its count is
+ * biased). */
+static inline bool mspan_unlist(mspan *s) { return --s->nlive == 0; }
+
+/* Takes a listed slot (its reference): handed out. */
+static inline void mspan_take_listed(uintptr_t ref) {
+    uint64_t *trio = (uint64_t *)(ref >> SPAN_LISTED_SHIFT);
+    uint64_t rest = gm_clear_bit(trio[0], ref); /* bit ref mod 64 */
+    /* Relaxed atomic store: other threads read the free word to check
+     * their frees (mspan.c). */
+    __atomic_store_n(&trio[0], rest, __ATOMIC_RELAXED);
+    /* No slot that is not free is fresh: this clears the taken slot's bit
+     * with no mask of its own (as in mspan_alloc_fast). */
+    gm_and_owned(&trio[1], rest);
 }
 
 /* Is p the start of a slot of small span s (p within its pages)?  *idx is
@@ -266,6 +309,19 @@ GM_INTERNAL __attribute__((noreturn, cold)) void mspan_bad_free(const mspan *s, 
 GM_INTERNAL __attribute__((cold, noinline)) void mspan_bad_free_jump(const mspan *s, const void *p,
                                                                    uint32_t idx,
                                                                    const char *caller);
+
+/* The owner frees slot idx onto its slot stack: the slot becomes free in
+ * the bitmap and stays counted in nlive (listed).  The same check as
+ * mspan_free_owned; false (and nothing changed) if the free is bad. */
+static inline bool mspan_free_listed(mspan *s, uintptr_t idx) {
+    uint64_t *trio = span_free_word(s, idx >> 6);
+    uint64_t f = trio[0];
+    uint64_t others = __atomic_load_n(&trio[2], __ATOMIC_RELAXED);
+    if (unlikely(((f | others) >> (idx & 63)) & 1))
+        return false;
+    __atomic_store_n(&trio[0], gm_set_bit(f, idx), __ATOMIC_RELAXED);
+    return true;
+}
 
 /* What the owner's free of a slot did. */
 enum { SPAN_FREED, SPAN_FREED_EMPTY, SPAN_FREE_BAD };

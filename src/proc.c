@@ -51,6 +51,8 @@
 
 /* Statically initialised: malloc may run before any constructor. */
 #define EMPTY_CACHE(k) { .alloc = { [0 ... GM_NUM_SPAN_CLASSES - 1] = &gm_empty_span }, \
+                         .stack_top = { [0 ... GM_NUM_SPAN_CLASSES - 1] = \
+                                            (listed_slot *)&gm_no_listed_slot }, \
                          .tiny_off = GM_TINY_BLOCK, .kind = (k) }
 static mcache bootstrap_mcache = EMPTY_CACHE(MCACHE_BOOTSTRAP);
 static mcache dead_mcache = EMPTY_CACHE(MCACHE_DEAD);
@@ -65,7 +67,8 @@ static gm_lock_t registry_lock = GM_LOCK_INIT;
 static mcache *registry;        /* live caches */
 static mcache *free_caches;     /* retired structs, linked by next_all */
 static char *cache_slab, *cache_slab_end;
-#define CACHE_SLAB ((size_t)64 << 10)
+#define CACHE_SLAB ((size_t)128 << 10)
+_Static_assert(CACHE_SLAB >= sizeof(mcache), "a slab holds at least one cache");
 static mcache_stats retired;    /* counters of exited threads */
 /* Frees by threads without a cache of their own (atomic). */
 static uint64_t shared_nfree[GM_NUM_SPAN_CLASSES];

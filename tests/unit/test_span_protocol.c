@@ -23,23 +23,25 @@
  *     span: the child rebuilds ownership from the spans themselves, frees
  *     every object of the dead thread, hands no slot out twice, and ends
  *     with every span back in mheap;
- *  9. the reuse ring of the classes above 1 KiB: the owner's frees come
- *     back newest first, a remote free does not enter it, and a stale entry
- *     (its span now a spare, or another thread's, or its slot handed out by
- *     the bitmap) is dropped, never handed out;
+ *  9. the slot stack: the owner's frees come back newest first, free in
+ *     the bitmap and still counted in their span; a remote free does not
+ *     enter it; a span whose only slots in use are listed is not empty;
+ *     a full stack sends the newest frees to the bitmap only; malloc_trim
+ *     and thread exit drop the listed slots, and the spans go;
  * 10. an idle owner: another thread takes the set-aside spans off its
  *     revisit stack and gives back the pages that only other threads' frees
  *     emptied (not a page holding a live slot, nor one holding a slot the
- *     owner freed itself, which its ring may hand out again), once per new
+ *     owner freed itself, which its slot stack may hand out), once per new
  *     free; the spans go back on the stack, and the owner's next refill
  *     collects those frees and hands the slots out again;
  * 11. blocked slots: a free of a slot in a word not yet opened, or past the
  *     last slot, is an invalid pointer on either path, and a collection
  *     keeps the blocked bits;
- * 12. the word in circulation: malloc takes slots from one word, lowest
- *     first, while the owner frees into other words; once it is used up the
- *     lowest word with an owner's free comes next, other threads' frees are
- *     collected only when no such word is left, and then the span is full.
+ * 12. the word in circulation: the slow path lists slots from one word,
+ *     lowest first, and malloc takes them after the owner's own frees
+ *     (newest first, whatever their words); other threads' frees are
+ *     collected only when no free slot of the owner's is left, and then the
+ *     span is full.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -62,11 +64,13 @@ static unsigned spc;
 
 static void as(mcache *mc) { gm_tls.mcache = mc; }
 
-static uint64_t spans_in_use(void) {
+static uint64_t spans_in_use_of(unsigned c) {
     mheap_stats st;
     mheap_read_stats(&st);
-    return st.spans_inuse[spc];
+    return st.spans_inuse[c];
 }
+
+static uint64_t spans_in_use(void) { return spans_in_use_of(spc); }
 
 static mspan *span_of(void *p) { return spanof(p); }
 
@@ -113,12 +117,16 @@ static void test_set_aside_and_revisit(void) {
 
     /* 4: s is full again; the next allocation sets it aside, and A's own
      * frees into it take it back, without the revisit stack, once a quarter
-     * of its slots (2) are free */
+     * of its slots (2) are free and off the slot stack */
     void *t = gm_malloc(SIZE);
     CHECK(span_of(t) != s && s->where == SPAN_FULL);
     gm_free(p[1]);
-    CHECK(s->where == SPAN_FULL && s->full == 1 && s->nlive == 1);
     gm_free(p[2]);
+    /* listed (9): still counted in the span, which stays set aside */
+    CHECK(s->where == SPAN_FULL && s->full == 1 && s->nlive == 2);
+    /* dropped from the stack (here by malloc_trim, as by a full stack):
+     * now they count down */
+    gm_malloc_trim(0);
     CHECK(s->where == SPAN_PARTIAL && s->full == 0 && s->fast_owner == &A);
     CHECK(s->nlive == 6 && s->nlive_aside == 0);
     CHECK(A.revisit == NULL);
@@ -348,20 +356,19 @@ static void test_word_in_circulation(void) {
     for (int i = 1; i < 140; i++)
         q[i] = gm_malloc(BLOCKED_SIZE);
     CHECK(s->nopen == 3 && s->cur_w == 2); /* words 0 and 1 used up, 12 slots of word 2 */
-    gm_free(q[70]); /* the owner's frees, in words 1 and 0 */
+    gm_free(q[70]); /* the owner's frees, in words 1 and 0: listed */
     gm_free(q[5]);
     as(&B);
     gm_free(q[3]); /* another thread's, in word 0 */
     as(&C);
-    for (int i = 140; i < 170; i++) { /* the rest of word 2 first, lowest first */
+    CHECK(gm_malloc(BLOCKED_SIZE) == q[5]); /* the owner's frees, newest first */
+    CHECK(gm_malloc(BLOCKED_SIZE) == q[70]);
+    for (int i = 140; i < 170; i++) { /* the rest of word 2, lowest first */
         q[i] = gm_malloc(BLOCKED_SIZE);
         CHECK(q[i] == (char *)s->base + (size_t)i * BLOCKED_SIZE);
     }
-    CHECK(!mspan_can_alloc_fast(s));
-    CHECK(gm_malloc(BLOCKED_SIZE) == q[5] && s->cur_w == 0); /* the lowest owner's free */
+    CHECK(s->cur_w == 2 && !mspan_can_alloc_fast(s));
     CHECK(*span_remote_word(s, 0) == (uint64_t)1 << 3);      /* not collected yet */
-    CHECK(gm_malloc(BLOCKED_SIZE) == q[70] && s->cur_w == 1);
-    CHECK(*span_remote_word(s, 0) == (uint64_t)1 << 3);
     CHECK(gm_malloc(BLOCKED_SIZE) == q[3] && s->cur_w == 0); /* collected now */
     CHECK(*span_remote_word(s, 0) == 0 && !mspan_has_free_slot(s));
     void *next = gm_malloc(BLOCKED_SIZE);
@@ -370,80 +377,94 @@ static void test_word_in_circulation(void) {
     mcache_reset(&C, MCACHE_OWN);
 }
 
-/* 9: the reuse ring. */
-#define RING_SIZE 4096 /* a class with 8 slots per 32 KiB span, above 1 KiB */
+/* 9: the slot stack. */
+#define STACK_SIZE 4096 /* a class with 8 slots per 32 KiB span */
 
-static void test_reuse_ring(void) {
-    unsigned rspc = gm_size_to_class(RING_SIZE);
-    CHECK(rspc >= REUSE_FIRST_CLASS);
+static int listed(const mcache *mc, unsigned c) {
+    return (int)(mc->stack_top[c] - mc->stack[c].entry);
+}
+
+static void test_slot_stack(void) {
+    unsigned rspc = gm_size_to_class(STACK_SIZE);
     as(&A);
     void *p[8];
     for (int i = 0; i < 8; i++)
-        p[i] = gm_malloc(RING_SIZE);
+        p[i] = gm_malloc(STACK_SIZE);
     mspan *s = span_of(p[0]);
-    CHECK(s->nelems == 8 && span_of(p[7]) == s);
+    CHECK(s->nelems == 8 && span_of(p[7]) == s && listed(&A, rspc) == 0);
 
-    /* newest first, even above lower free slots */
+    /* newest first, even above lower free slots; a listed slot is free in
+     * the bitmap and still counted in nlive */
+    int32_t live = s->nlive;
     gm_free(p[5]);
     gm_free(p[2]);
     gm_free(p[6]);
-    CHECK(gm_malloc(RING_SIZE) == p[6]);
-    CHECK(gm_malloc(RING_SIZE) == p[2]);
-    CHECK(gm_malloc(RING_SIZE) == p[5]);
+    CHECK(listed(&A, rspc) == 3 && s->nlive == live);
+    CHECK(!mspan_slot_live(s, 2) && !mspan_slot_live(s, 5) && !mspan_slot_live(s, 6));
+    CHECK(gm_malloc(STACK_SIZE) == p[6]);
+    CHECK(gm_malloc(STACK_SIZE) == p[2]);
+    CHECK(gm_malloc(STACK_SIZE) == p[5]);
+    CHECK(listed(&A, rspc) == 0 && s->nlive == live && mspan_slot_live(s, 2));
 
-    /* a remote free does not enter A's ring: A's next slot is the bitmap's */
+    /* a remote free does not enter A's stack: A's next slot is the bitmap's */
     as(&B);
     gm_free(p[7]);
+    CHECK(listed(&B, rspc) == 0);
     as(&A);
-    void *q = gm_malloc(RING_SIZE); /* s has no free slot of its own: collects p[7] */
+    void *q = gm_malloc(STACK_SIZE); /* s has no free slot of its own: collects p[7] */
     CHECK(q == p[7]);
-    p[7] = q;
 
-    /* an entry whose slot the bitmap has handed out since is dropped */
-    gm_free(p[4]);
-    mspan_take_slot(s, 4); /* as if the bitmap path had taken it */
-    void *r = gm_malloc(RING_SIZE);
-    CHECK(r != p[4] && span_of(r) != s); /* s is full: r comes from a new span */
+    /* a span whose only slots in use are listed is not empty: A sets s
+     * aside (its next span is s2, whose first word the slow path lists),
+     * then frees all of s onto its stack */
+    void *r = gm_malloc(STACK_SIZE);
     mspan *s2 = span_of(r);
-    gm_free(r);
-    CHECK(gm_malloc(RING_SIZE) == r);
-    gm_free(r);
-
-    /* entries into a span that became a spare are dropped: set s aside (its
-     * current span is now s2), free all of it */
-    *span_free_word(s, 0) |= (uint64_t)1 << 4; /* undo the stand-in above */
-    s->nlive--;
-    CHECK(s->where == SPAN_FULL);
+    CHECK(s2 != s && s->where == SPAN_FULL);
+    int before_frees = listed(&A, rspc);
     for (int i = 0; i < 8; i++)
-        if (i != 4) /* freed above */
-            gm_free(p[i]);
-    CHECK(s->where == SPAN_EMPTY && s->nlive == 0);
-    void *t = gm_malloc(RING_SIZE);
-    CHECK(span_of(t) == s2 && s->where == SPAN_EMPTY && s->nlive == 0);
-    gm_free(t);
+        gm_free(p[i]);
+    CHECK(listed(&A, rspc) == before_frees + 8 && s->where == SPAN_FULL && s->nlive != 0);
+    CHECK(gm_malloc(STACK_SIZE) == p[7]); /* and its slots come back first */
+    gm_free(p[7]);
 
-    /* an entry into a span that has since become another thread's is
-     * dropped: A's ring points into s2; s2 goes to B */
-    mspan *b = s2;
-    mcache_release_all(&A);          /* A lets go of everything, s2 included */
-    mcache_reset(&A, MCACHE_OWN);
-    A.reuse[rspc - REUSE_FIRST_CLASS].slot[1] = (uintptr_t)b | 3; /* a stale entry */
-    A.reuse_top[rspc - REUSE_FIRST_CLASS] = 1;
-    as(&B);
-    void *u = gm_malloc(RING_SIZE);
-    CHECK(span_of(u)->fast_owner == &B);
-    b = span_of(u);
-    A.reuse[rspc - REUSE_FIRST_CLASS].slot[1] = (uintptr_t)b | 3;
-    as(&A);
-    void *v = gm_malloc(RING_SIZE);
-    CHECK(span_of(v) != b && span_of(v)->fast_owner == &A);
-    CHECK(*span_free_word(b, 0) & ((uint64_t)1 << 3)); /* B's slot 3 untouched */
-    gm_free(v);
-    as(&B);
-    gm_free(u);
+    /* a full stack: the newest frees go to the bitmap only, and count down
+     * their spans at once */
+    void *extra[64], *more[SLOT_STACK + 16];
+    int nextra = 0, nmore = SLOT_STACK + 16;
+    while (listed(&A, rspc) > 0) /* empty the stack: its slots are in use */
+        extra[nextra++] = gm_malloc(STACK_SIZE);
+    for (int i = 0; i < nmore; i++)
+        more[i] = gm_malloc(STACK_SIZE);
+    while (listed(&A, rspc) > 0) /* what the slow path listed meanwhile */
+        extra[nextra++] = gm_malloc(STACK_SIZE);
+    CHECK(nextra <= 64);
+    mspan *last = span_of(more[nmore - 1]);
+    int32_t last_live = last->nlive;
+    for (int i = 0; i < nmore; i++)
+        gm_free(more[i]);
+    CHECK(listed(&A, rspc) == SLOT_STACK - 1);
+    CHECK(last->nlive < last_live); /* the unlisted frees counted down */
+    CHECK(gm_malloc(STACK_SIZE) == more[SLOT_STACK - 2]); /* the last one listed */
+    gm_free(more[SLOT_STACK - 2]);
+    for (int i = 0; i < nextra; i++)
+        gm_free(extra[i]);
+
+    /* malloc_trim drops the listed slots: spans with nothing else in use
+     * empty (and go back), and the stack starts again at its bottom */
+    uint64_t before = spans_in_use_of(rspc);
+    gm_malloc_trim(0);
+    CHECK(listed(&A, rspc) == 0 && spans_in_use_of(rspc) < before);
+
+    /* thread exit with listed slots: they are dropped, every span let go */
+    gm_free(r);
+    void *t = gm_malloc(STACK_SIZE);
+    gm_free(t);
+    CHECK(listed(&A, rspc) >= 1);
     mcache_release_all(&A);
-    mcache_release_all(&B);
+    mspan *ts = span_of(t); /* NULL once its span went back to mheap */
+    CHECK(listed(&A, rspc) == 0 && (ts == NULL || ts->owner != &A));
     mcache_reset(&A, MCACHE_OWN);
+    mcache_release_all(&B);
     mcache_reset(&B, MCACHE_OWN);
 }
 
@@ -461,7 +482,9 @@ static mspan *fill_fresh_span(unsigned char **p, void **before, int *nbefore) {
     for (;;) {
         p[0] = gm_malloc(SIZE);
         mspan *t = span_of(p[0]);
-        if ((uintptr_t)p[0] == t->base && t->nlive == SPAN_CURRENT_BIAS + 1)
+        /* a fresh span: the slow path took slot 0 and listed the rest */
+        if ((uintptr_t)p[0] == t->base &&
+            t->nlive == SPAN_CURRENT_BIAS + 1 + listed(gm_tls.mcache, spc))
             break;
         CHECK(*nbefore < 64);
         before[(*nbefore)++] = p[0];
@@ -498,7 +521,7 @@ static void test_idle_owner(void) {
     gm_free(p[3]);
     gm_free(p[4]);
     as(&A);
-    gm_free(p[5]); /* the owner's own free: A's ring may hand it out */
+    gm_free(p[5]); /* the owner's own free: listed, A may hand it out */
     as(&B);
     CHECK(mcache_release_others_freed_pages(&A) == GM_PAGE_SIZE); /* page 0 only */
     CHECK(p[0][0] == 0 && p[3][SIZE - 1] == 0);           /* given back: zero */
@@ -506,8 +529,8 @@ static void test_idle_owner(void) {
     CHECK(A.revisit == s && s->revisit_next == NULL && s->where == SPAN_FULL);
     CHECK(mcache_release_others_freed_pages(&A) == 0); /* no free since */
 
-    /* A wakes up: its ring first (slot 5), then the current span's 7 free
-     * slots, then the refill that drains the revisit stack, collects the
+    /* A wakes up: its stack first (slot 5, then the current span's 7 free
+     * slots, listed when q was taken), then the refill that drains the revisit stack, collects the
      * five remote frees and hands out slots 0-4 */
     as(&A);
     uint32_t seen = 0, idx;
@@ -556,18 +579,18 @@ static void test_idle_owner(void) {
     mcache_reset(&B, MCACHE_OWN);
 }
 
-static void ring_owner_twice(void) {
+static void listed_owner_twice(void) {
     as(&A);
-    void *p = gm_malloc(RING_SIZE);
-    void *q = gm_malloc(RING_SIZE);
+    void *p = gm_malloc(STACK_SIZE);
+    void *q = gm_malloc(STACK_SIZE);
     gm_free(p);
     gm_free(q);
-    gm_free(p); /* p is in the ring, and free in the bitmap */
+    gm_free(p); /* p is on the stack, and free in the bitmap */
 }
 
-static void ring_then_remote(void) {
+static void listed_then_remote(void) {
     as(&A);
-    void *p = gm_malloc(RING_SIZE);
+    void *p = gm_malloc(STACK_SIZE);
     gm_free(p);
     as(&B);
     gm_free(p);
@@ -673,9 +696,9 @@ int main(void) {
     expect_double_free("owner then remote", owner_then_remote);
     expect_double_free("remote then owner", remote_then_owner);
     test_fork_midway();
-    test_reuse_ring();
-    expect_double_free("owner twice, in the reuse ring", ring_owner_twice);
-    expect_double_free("reuse ring then remote", ring_then_remote);
+    test_slot_stack();
+    expect_double_free("owner twice, on the slot stack", listed_owner_twice);
+    expect_double_free("listed, then freed by another thread", listed_then_remote);
     test_idle_owner();
     test_blocked_slots();
     test_word_in_circulation();
