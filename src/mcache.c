@@ -79,13 +79,13 @@ static void stack_reset(mcache *mc, unsigned spc) { mc->stack_top[spc] = &mc->st
  * got through its slow path. */
 const listed_slot gm_no_listed_slot;
 
-/* Drops entries [from, to) of spc's stack: the slots are only free now. */
+/* Drops entries [from, to) of spc's stack: the slots are only free now.
+ * (Entries above the top are never read, so they are left as they are.) */
 static void drop_listed(mcache *mc, unsigned spc, unsigned from, unsigned to) {
-    listed_slot *entry = mc->stack[spc].entry;
+    const listed_slot *entry = mc->stack[spc].entry;
     for (unsigned i = from; i < to; i++) {
-        mspan *s = spanof(entry[i].p);
-        entry[i].ref = 0;
-        if (mspan_unlist(s))
+        mspan *s = mspan_of_listed(entry[i].ref);
+        if (mspan_unlist(s, 1))
             mcache_span_emptied(mc, s);
     }
 }
@@ -100,9 +100,15 @@ static void forget_listed(mcache *mc, unsigned spc) {
     drop_listed(mc, spc, 1, n + 1);
 }
 
-void mcache_freed_unlisted(mcache *mc, mspan *s) {
-    if (mspan_unlist(s))
-        mcache_span_emptied(mc, s);
+void mcache_list_full(mcache *mc, uintptr_t spc, uintptr_t ref, const void *p) {
+    /* The older half goes (a long run of frees keeps its newest), the rest
+     * moves down, the new slot on top. */
+    enum { OLD = (SLOT_STACK - 1) / 2, KEEP = SLOT_STACK - 1 - OLD };
+    listed_slot *entry = mc->stack[spc].entry;
+    drop_listed(mc, spc, 1, OLD + 1);
+    memmove(&entry[1], &entry[OLD + 1], KEEP * sizeof *entry);
+    entry[KEEP + 1] = (listed_slot){ref, (void *)p};
+    mc->stack_top[spc] = &entry[KEEP + 1];
 }
 
 /* spc's stack is empty: lists the free slots of the current span's word in
@@ -114,10 +120,15 @@ static void list_circulating(mcache *mc, unsigned spc, mspan *s) {
     unsigned n = (unsigned)gm_popcount64(f);
     if (n > SLOT_STACK - 1)
         n = SLOT_STACK - 1; /* the rest stay free in the word */
+    /* Within one word a slot's reference and address are the word's first
+     * slot's plus its bit. */
+    uintptr_t ref0 = mspan_listed_ref(s, first);
+    char *p0 = mspan_slot_address(s, first);
+    size_t size = s->elemsize;
     listed_slot *entry = mc->stack[spc].entry;
     for (unsigned k = n; k > 0; k--, f &= f - 1) {
-        uintptr_t idx = first + gm_ctz64(f);
-        entry[k] = (listed_slot){mspan_listed_ref(s, idx), mspan_slot_address(s, idx)};
+        uintptr_t bit = gm_ctz64(f);
+        entry[k] = (listed_slot){ref0 | bit, p0 + bit * size};
     }
     mspan_count_listed(s, n);
     mc->stack_top[spc] = &entry[n];

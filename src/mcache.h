@@ -47,22 +47,23 @@ typedef struct mclass {
  * finds "empty" in the entry it loads anyway, and stack_top points at the
  * top entry (at entry[0] when empty): a pop is a load, a test and a
  * decrement of the pointer.  Stacks are aligned blocks of their own size,
- * so "full" is the next entry's address being a block's start.  The
- * owner's free into a full stack leaves its slot only free in the bitmap
- * and counts its span down (mcache_freed_unlisted): a burst of frees longer
- * than the stack lists its first SLOT_STACK - 1, and the rest wait in the
- * bitmap, in address order.  Before a class's spans leave the cache, its
- * stack is dropped whole (each slot counted down; a span that this empties
- * is handled as an emptied span).
+ * so "full" is the next entry's address being a block's start.  A push
+ * onto a full stack first drops its older half (mcache_list_full), so that
+ * a long run of frees keeps its newest and the test flips once in 16
+ * pushes, not on every free of a class whose run outgrew the stack.  A
+ * dropped slot is only free; its span is counted down (its reference
+ * gives the span with no load: mspan_of_listed), and a span that this
+ * empties is handled as an emptied span.  Before a class's spans leave the
+ * cache, its stack is dropped whole.
  *
- * Measured against the bitmap alone (build/bench, 2 cores, 7 interleaved
- * runs, medians of wall time): thread-local churn 0.313 -> 0.189 s (2
- * threads 0.328 -> 0.199), churn of 8-512 B 0.150 -> 0.135 s, larson with 2
- * threads 0.287 -> 0.274 s, with 1 thread level (0.122 -> 0.125); bursts of
- * 8 B-1 KiB lose, 0.294 -> 0.395 s: a burst frees more of a class than the
- * stack holds, and allocating again in the order of the frees scatters what
- * address order had packed.  31 entries of 16 bytes a class, 34 KiB a
- * thread. */
+ * Measured against the bitmap alone (build/bench, 2 cores, interleaved
+ * runs, medians of wall time): thread-local churn 0.376 -> 0.218 s, churn
+ * of 8-512 B 0.156 -> 0.144 s; bursts of 8 B-1 KiB lose, 0.310 -> 0.371 s:
+ * each object of a burst longer than the stack is listed, dropped and
+ * listed again from the bitmap (callgrind, bursts rounds=2000: 476.9 ->
+ * 529.2 M instructions), and allocating in the order of the frees
+ * scatters what address order had packed.  31 entries of 16 bytes a
+ * class, 34 KiB a thread. */
 #define SLOT_STACK 32 /* a power of two */
 
 typedef struct listed_slot {
@@ -143,21 +144,19 @@ static inline void *mcache_alloc(mcache *mc, unsigned spc) {
     return likely(mcache_pop(mc, spc, &p)) ? p : mcache_alloc_slow(mc, spc);
 }
 
-/* Out of line: the owner's free of a slot of s found spc's stack full.
- * The slot stays only free in the bitmap (already set); s's count goes
- * down. */
-GM_INTERNAL void mcache_freed_unlisted(mcache *mc, mspan *s);
+/* Out of line: pushes a slot onto spc's full stack. */
+GM_INTERNAL void mcache_list_full(mcache *mc, uintptr_t spc, uintptr_t ref, const void *p);
 
-/* The owner has freed slot idx (at p) of its span s: on top of the stack,
- * or, if the stack is full, only in the bitmap. */
+/* The owner has freed slot idx (at p) of its span s: on top of the stack. */
 static inline void mcache_list_freed(mcache *mc, uintptr_t spc, mspan *s, uintptr_t idx,
                                      const void *p) {
     listed_slot *top = mc->stack_top[spc] + 1;
+    uintptr_t ref = mspan_listed_ref(s, idx);
     if (unlikely(((uintptr_t)top & (sizeof(slot_stack) - 1)) == 0)) {
-        mcache_freed_unlisted(mc, s);
+        mcache_list_full(mc, spc, ref, p);
         return;
     }
-    top->ref = mspan_listed_ref(s, idx);
+    top->ref = ref;
     top->p = (void *)p;
     mc->stack_top[spc] = top;
 }

@@ -247,17 +247,24 @@ static inline uintptr_t mspan_listed_ref(const mspan *s, uintptr_t idx) {
 }
 
 /* The address of slot idx. */
-static inline void *mspan_slot_address(const mspan *s, uintptr_t idx) {
-    return (void *)(s->base + idx * s->elemsize);
+static inline char *mspan_slot_address(const mspan *s, uintptr_t idx) {
+    return (char *)(s->base + idx * s->elemsize);
+}
+
+/* The span of a listed slot, from its reference alone (no load). */
+static inline mspan *mspan_of_listed(uintptr_t ref) {
+    uintptr_t idx = ref & (((uintptr_t)1 << SPAN_LISTED_SHIFT) - 1);
+    uint64_t *word = (uint64_t *)(ref >> SPAN_LISTED_SHIFT);
+    return (mspan *)((char *)(word - SPAN_WORDS_PER_W * (idx >> 6)) - offsetof(mspan, words));
 }
 
 /* Slots of the word in circulation are listed: counted in nlive. */
 static inline void mspan_count_listed(mspan *s, unsigned n) { s->nlive += (int32_t)n; }
 
-/* A listed slot is dropped from the stack: it is only free now.  True if
- * that leaves the span empty (never the current span: its count is
- * biased). */
-static inline bool mspan_unlist(mspan *s) { return --s->nlive == 0; }
+/* n listed slots of s are dropped from the stack: they are only free now.
+ * True if that leaves the span empty (never the current span: its count
+ * is biased). */
+static inline bool mspan_unlist(mspan *s, int32_t n) { return (s->nlive -= n) == 0; }
 
 /* Takes a listed slot (its reference): handed out. */
 static inline void mspan_take_listed(uintptr_t ref) {
