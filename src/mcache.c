@@ -84,8 +84,8 @@ const listed_slot gm_no_listed_slot;
 static void drop_listed(mcache *mc, unsigned spc, unsigned from, unsigned to) {
     const listed_slot *entry = mc->stack[spc].entry;
     for (unsigned i = from; i < to; i++) {
-        mspan *s = mspan_of_listed(entry[i].ref);
-        if (mspan_unlist(s, 1))
+        mspan *s;
+        if (mspan_unlist(entry[i].ref, &s))
             mcache_span_emptied(mc, s);
     }
 }
@@ -126,12 +126,34 @@ static void list_circulating(mcache *mc, unsigned spc, mspan *s) {
     char *p0 = mspan_slot_address(s, first);
     size_t size = s->elemsize;
     listed_slot *entry = mc->stack[spc].entry;
+    uint64_t bits = 0;
     for (unsigned k = n; k > 0; k--, f &= f - 1) {
         uintptr_t bit = gm_ctz64(f);
+        bits |= f & -f;
         entry[k] = (listed_slot){ref0 | bit, p0 + bit * size};
     }
-    mspan_count_listed(s, n);
+    uint64_t fresh = mspan_list_circulating(s, bits);
+    for (unsigned k = n; k > 0; k--)
+        entry[k].ref |= ((fresh >> (entry[k].ref & 63)) & 1) * SPAN_LISTED_FRESH;
     mc->stack_top[spc] = &entry[n];
+}
+
+bool mcache_listed_fresh(const mspan *s, uint32_t idx) {
+    /* A report's question, on its way to abort: another thread's stack is
+     * read as it is (relaxed loads), and a slot its owner takes or lists at
+     * this very moment may get the other word. */
+    const mcache *mc = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+    if (mc == NULL)
+        return false;
+    uintptr_t want = mspan_listed_ref(s, idx) | SPAN_LISTED_FRESH;
+    const listed_slot *entry = mc->stack[s->spanclass].entry;
+    const listed_slot *top = __atomic_load_n(&mc->stack_top[s->spanclass], __ATOMIC_RELAXED);
+    if (top < entry || top >= entry + SLOT_STACK)
+        return false; /* a cache set up statically, with nothing listed */
+    for (const listed_slot *e = entry + 1; e <= top; e++)
+        if (__atomic_load_n(&e->ref, __ATOMIC_RELAXED) == want)
+            return true;
+    return false;
 }
 
 void mcache_reset(mcache *mc, uint8_t kind) {

@@ -219,6 +219,10 @@ GM_INTERNAL size_t mcache_trim(void);
  * kept go back to mheap. */
 GM_INTERNAL void mcache_after_fork(mcache *mc);
 
+/* Is slot idx of s on its owner's slot stack, listed while it was still
+ * fresh?  (mspan_slot_ever's probe: such a slot was never handed out.) */
+GM_INTERNAL bool mcache_listed_fresh(const mspan *s, uint32_t idx);
+
 /* Resets mc to an empty cache of the given kind. */
 GM_INTERNAL void mcache_reset(mcache *mc, uint8_t kind);
 

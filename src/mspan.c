@@ -10,7 +10,9 @@
  *              read by anyone checking a free.
  *   fresh[w]   1 = slot never handed out: a bad free of such a slot is an
  *              invalid pointer, not a double free.  Holder only, like
- *              free[]; read only to word a report.
+ *              free[]; read only to word a report.  Cleared when the slot
+ *              is listed on the owner's slot stack (mspan.h), whose entry
+ *              then carries it.
  *   remote[w]  slots freed by threads that do not hold the span, set with
  *              one atomic OR each and taken by the holder when it collects
  *              (Go's sweep, done by the owner when it needs slots).  Also
@@ -21,8 +23,7 @@
  * So a free of slot i is valid exactly when bit i is clear in both free[w]
  * and remote[w]: one test catches a double free, a slot freed by another
  * thread and not yet collected, a slot never handed out (free, or blocked
- * in a word not yet opened) and a slot past the span's last.  The owner's
- * malloc only clears the slot's fresh bit.
+ * in a word not yet opened) and a slot past the span's last.
  *
  * Why bitmaps rather than free lists: a free is a bit test and a set, a
  * double free or a never-allocated slot shows in the same test, and a
@@ -145,6 +146,19 @@ void mspan_init_small(mspan *s, unsigned spc) {
 }
 
 /* ---- bad frees ---- */
+
+static mspan_listed_probe listed_fresh;
+
+void mspan_set_listed_probe(mspan_listed_probe probe) {
+    __atomic_store_n(&listed_fresh, probe, __ATOMIC_RELEASE);
+}
+
+bool mspan_slot_ever(const mspan *s, uint32_t idx) {
+    if ((__atomic_load_n(span_fresh_word(s, idx >> 6), __ATOMIC_RELAXED) >> (idx & 63)) & 1)
+        return false;
+    mspan_listed_probe probe = __atomic_load_n(&listed_fresh, __ATOMIC_ACQUIRE);
+    return !(probe && probe(s, idx));
+}
 
 void mspan_bad_free(const mspan *s, const void *p, uint32_t idx, const char *caller) {
     if (idx == SPAN_BAD_INDEX || idx >= s->nelems)

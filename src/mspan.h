@@ -234,14 +234,25 @@ static inline uint64_t mspan_circulating_free(const mspan *s, uintptr_t *first) 
 
 /* Slots on the owner's slot stack (mcache.h) are "listed": free in the
  * bitmap, and counted in nlive as if handed out, so that taking one back
- * needs neither the span nor its count, only the slot's free word.  A
- * listed slot's reference is that word's address << SPAN_LISTED_SHIFT |
- * the slot's index, whose low 6 bits are its bit in the word (user-space
- * addresses are below 2^54 on every x86-64 paging mode Linux gives user
- * space by default: 2^47, or 2^56 only on a mapping asked for that high,
- * which the heap never asks for). */
-#define SPAN_LISTED_SHIFT 10
-_Static_assert(GM_MAX_OBJS_PER_SPAN <= (1 << SPAN_LISTED_SHIFT), "a slot index fits below the word");
+ * needs neither the span nor its count, only the slot's free word.
+ *
+ * A listed slot's reference is that word's address << SPAN_LISTED_SHIFT,
+ * SPAN_LISTED_FRESH if the slot was never handed out when it was listed,
+ * and the slot's index, whose low 6 bits are its bit in the word, so that
+ * a bit instruction given the reference needs no mask.  (User-space
+ * addresses are below 2^53 on every x86-64 paging mode Linux gives user
+ * space by default: 2^47, or 2^56 only for a mapping asked for that high,
+ * which the heap never asks for.)
+ *
+ * A slot's fresh bit is cleared when it is listed, not when it is taken:
+ * the pop then writes only the free word.  While a fresh slot is listed and
+ * not taken, only its entry says it was never handed out: mspan_slot_ever
+ * asks the owner's stack (mspan_set_listed_probe), and a dropped entry
+ * gives the bit back (mspan_unlist). */
+#define SPAN_LISTED_SHIFT 11
+#define SPAN_LISTED_FRESH ((uintptr_t)1 << 10)
+#define SPAN_LISTED_INDEX ((uintptr_t)1023)
+_Static_assert(GM_MAX_OBJS_PER_SPAN <= SPAN_LISTED_INDEX + 1, "a slot index fits below the flag");
 static inline uintptr_t mspan_listed_ref(const mspan *s, uintptr_t idx) {
     return (uintptr_t)span_free_word(s, idx >> 6) << SPAN_LISTED_SHIFT | idx;
 }
@@ -253,30 +264,47 @@ static inline char *mspan_slot_address(const mspan *s, uintptr_t idx) {
 
 /* The span of a listed slot, from its reference alone (no load). */
 static inline mspan *mspan_of_listed(uintptr_t ref) {
-    uintptr_t idx = ref & (((uintptr_t)1 << SPAN_LISTED_SHIFT) - 1);
+    uintptr_t idx = ref & SPAN_LISTED_INDEX;
     uint64_t *word = (uint64_t *)(ref >> SPAN_LISTED_SHIFT);
     return (mspan *)((char *)(word - SPAN_WORDS_PER_W * (idx >> 6)) - offsetof(mspan, words));
 }
 
-/* Slots of the word in circulation are listed: counted in nlive. */
-static inline void mspan_count_listed(mspan *s, unsigned n) { s->nlive += (int32_t)n; }
+/* The slots `bits` of the word in circulation are listed: counted in
+ * nlive, no longer fresh.  Returns those of them that were fresh. */
+static inline uint64_t mspan_list_circulating(mspan *s, uint64_t bits) {
+    uint64_t *fresh = s->cur + 1;
+    uint64_t was = *fresh & bits;
+    gm_and_owned(fresh, ~bits);
+    s->nlive += (int32_t)gm_popcount64(bits);
+    return was;
+}
 
-/* n listed slots of s are dropped from the stack: they are only free now.
- * True if that leaves the span empty (never the current span: its count
- * is biased). */
-static inline bool mspan_unlist(mspan *s, int32_t n) { return (s->nlive -= n) == 0; }
+/* A listed slot is dropped from the stack: it is only free now (and fresh
+ * again if it was when listed).  *sp is its span; true if the drop leaves
+ * that span empty (never the current span: its count is biased). */
+static inline bool mspan_unlist(uintptr_t ref, mspan **sp) {
+    mspan *s = mspan_of_listed(ref);
+    if (ref & SPAN_LISTED_FRESH) {
+        uint64_t *trio = (uint64_t *)(ref >> SPAN_LISTED_SHIFT);
+        __atomic_store_n(&trio[1], gm_set_bit(trio[1], ref), __ATOMIC_RELAXED);
+    }
+    *sp = s;
+    return --s->nlive == 0;
+}
 
-/* Takes a listed slot (its reference): handed out. */
+/* Takes a listed slot (its reference): handed out.  One store: the fresh
+ * bit went when the slot was listed. */
 static inline void mspan_take_listed(uintptr_t ref) {
     uint64_t *trio = (uint64_t *)(ref >> SPAN_LISTED_SHIFT);
-    uint64_t rest = gm_clear_bit(trio[0], ref); /* bit ref mod 64 */
     /* Relaxed atomic store: other threads read the free word to check
-     * their frees (mspan.c). */
-    __atomic_store_n(&trio[0], rest, __ATOMIC_RELAXED);
-    /* No slot that is not free is fresh: this clears the taken slot's bit
-     * with no mask of its own (as in mspan_alloc_fast). */
-    gm_and_owned(&trio[1], rest);
+     * their frees (mspan.c).  (bts/btr take the bit number mod 64.) */
+    __atomic_store_n(&trio[0], gm_clear_bit(trio[0], ref), __ATOMIC_RELAXED);
 }
+
+/* The owner's stack, asked by mspan_slot_ever: is slot idx of s listed
+ * with SPAN_LISTED_FRESH?  Set once by mcache. */
+typedef bool (*mspan_listed_probe)(const mspan *s, uint32_t idx);
+GM_INTERNAL void mspan_set_listed_probe(mspan_listed_probe probe);
 
 /* Is p the start of a slot of small span s (p within its pages)?  *idx is
  * its slot index either way (of the slot holding p).  One multiplication:
@@ -481,8 +509,6 @@ static inline void mspan_rejoin_fast_path(mspan *s, struct mcache *me) {
 }
 
 /* Was slot idx ever handed out?  (The label of a bad free.) */
-static inline bool mspan_slot_ever(const mspan *s, uint32_t idx) {
-    return !((__atomic_load_n(span_fresh_word(s, idx >> 6), __ATOMIC_RELAXED) >> (idx & 63)) & 1);
-}
+GM_INTERNAL bool mspan_slot_ever(const mspan *s, uint32_t idx);
 
 #endif

@@ -338,6 +338,7 @@ bool mcache_global_init(void) {
     gm_lock(&init_lock);
     if (!initialized) {
         options_init();
+        mspan_set_listed_probe(mcache_listed_fresh);
         if (!mheap_init()) {
             gm_unlock(&init_lock);
             return false;

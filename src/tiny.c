@@ -64,7 +64,7 @@ void *tiny_alloc_slow(mcache *mc, size_t size) {
     void *block = mcache_alloc(mc, GM_TINY_SPAN_CLASS);
     if (!block)
         return NULL;
-    mspan *s = mc->alloc[GM_TINY_SPAN_CLASS];
+    mspan *s = spanof(block); /* the current span's, but a listed block need not say so */
     uint32_t b = (uint32_t)(((uintptr_t)block - s->base) / GM_TINY_BLOCK);
     tiny_adopt(mc, (uintptr_t)block, &s->tiny_alloc[b], &s->tiny_freed[b]);
     return tiny_alloc(mc, size);

@@ -27,7 +27,9 @@
  *     the bitmap and still counted in their span; a remote free does not
  *     enter it; a span whose only slots in use are listed is not empty;
  *     a full stack drops its older half, counting those slots down; malloc_trim
- *     and thread exit drop the listed slots, and the spans go;
+ *     and thread exit drop the listed slots, and the spans go; a slot listed
+ *     but never handed out is an invalid pointer to free, on the stack or
+ *     dropped from it, by its owner or another thread;
  * 10. an idle owner: another thread takes the set-aside spans off its
  *     revisit stack and gives back the pages that only other threads' frees
  *     emptied (not a page holding a live slot, nor one holding a slot the
@@ -600,6 +602,36 @@ static void listed_then_remote(void) {
     gm_free(p);
 }
 
+/* A slot the slow path listed but never handed out: its fresh bit has
+ * gone to its stack entry, and a free of it is still an invalid pointer,
+ * whoever frees it, on the stack or dropped from it.  (A class no other
+ * step uses, so its first span is fresh.) */
+#define FRESH_SIZE 6144
+
+static char *listed_never_handed_out(void) {
+    as(&A);
+    char *p = gm_malloc(FRESH_SIZE);
+    mspan *s = span_of(p);
+    CHECK((uintptr_t)p == s->base && listed(&A, s->spanclass) >= 1);
+    CHECK(!mspan_slot_ever(s, 1) && !(*span_fresh_word(s, 0) & 2)); /* the entry says it */
+    return p + FRESH_SIZE; /* slot 1 */
+}
+
+static void listed_fresh_by_owner(void) { gm_free(listed_never_handed_out()); }
+
+static void listed_fresh_by_other(void) {
+    char *q = listed_never_handed_out();
+    as(&B);
+    gm_free(q);
+}
+
+static void dropped_fresh_by_owner(void) {
+    char *q = listed_never_handed_out();
+    gm_malloc_trim(0); /* drops the stack: the slot is fresh in its span again */
+    CHECK(*span_fresh_word(span_of(q), 0) & 2);
+    gm_free(q);
+}
+
 /* 8: fork while another thread's cache is in the middle of moving spans. */
 #define T_OBJS 200
 static void *t_objs[T_OBJS];
@@ -703,6 +735,9 @@ int main(void) {
     test_slot_stack();
     expect_double_free("owner twice, on the slot stack", listed_owner_twice);
     expect_double_free("listed, then freed by another thread", listed_then_remote);
+    expect_invalid("listed, never handed out, freed by its owner", listed_fresh_by_owner);
+    expect_invalid("listed, never handed out, freed by another thread", listed_fresh_by_other);
+    expect_invalid("listed, never handed out, dropped, freed", dropped_fresh_by_owner);
     test_idle_owner();
     test_blocked_slots();
     test_word_in_circulation();
