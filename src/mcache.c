@@ -30,9 +30,10 @@
  *   - partial spans of a class the thread stopped allocating: given back to
  *     mcentral once the class has not refilled for IDLE_REFILLS of the
  *     cache's refills (checked every IDLE_CHECK refills);
- *   - spans kept only by listed slots: at most SLOT_STACK - 1 per class (one
- *     per listed slot), dropped by malloc_trim, by an allocation that finds
- *     no memory, and when the class is given back.
+ *   - listed slots (the slot stacks, mcache.h): at most 32 KiB of slots a
+ *     class (LISTED_BYTES), and as many spans kept from emptying, one per
+ *     slot at worst; dropped by malloc_trim, by an allocation that finds
+ *     no memory, when the class is given back and at exit.
  * A thread that never allocates again keeps its spans until it exits, but
  * not the memory other threads' frees emptied in them: the pages of its
  * set-aside spans that hold only such frees go back to the OS once proc.c
@@ -71,7 +72,32 @@
 
 /* ---- the slot stacks (mcache.h) ---- */
 
-static void stack_reset(mcache *mc, unsigned spc) { mc->stack_top[spc] = &mc->stack[spc].entry[0]; }
+/* A class's stack holds at most LISTED_BYTES of slots (and at most
+ * SLOT_STACK - 1 of them): a thread that stops allocating keeps what its
+ * stacks list until it exits, trims or runs out of memory, and this bounds
+ * that to 32 KiB a class, 2.1 MiB a thread (in slots: the spans they keep
+ * from emptying are the other part of the bound, in mcache.c's opening).
+ * Classes up to 1 KiB list 31 slots, 8 KiB 4, 32 KiB one.  The smaller
+ * stack starts higher in its block: its bottom entry, always zero, is
+ * entry[SLOT_STACK - 1 - capacity], and the full test is unchanged. */
+#define LISTED_BYTES ((size_t)32 << 10)
+
+unsigned mcache_stack_capacity(unsigned spc) {
+    size_t size = spc == GM_TINY_SPAN_CLASS ? GM_TINY_BLOCK : gm_class_size[spc];
+    size_t n = size ? LISTED_BYTES / size : 0; /* class 0 (large) lists nothing */
+    return n >= SLOT_STACK - 1 ? SLOT_STACK - 1 : n ? (unsigned)n : 1;
+}
+
+static listed_slot *stack_bottom(mcache *mc, unsigned spc) {
+    return &mc->stack[spc].entry[SLOT_STACK - 1 - mcache_stack_capacity(spc)];
+}
+
+static void stack_reset(mcache *mc, unsigned spc) { mc->stack_top[spc] = stack_bottom(mc, spc); }
+
+unsigned mcache_listed(mcache *mc, unsigned spc) {
+    listed_slot *top = mc->stack_top[spc];
+    return top == &gm_no_listed_slot ? 0 : (unsigned)(top - stack_bottom(mc, spc));
+}
 
 /* What a statically set up cache's stacks point at until the first slow
  * path of a class sets its stack up (list_circulating): an empty entry.  No
@@ -79,13 +105,12 @@ static void stack_reset(mcache *mc, unsigned spc) { mc->stack_top[spc] = &mc->st
  * got through its slow path. */
 const listed_slot gm_no_listed_slot;
 
-/* Drops entries [from, to) of spc's stack: the slots are only free now.
+/* Drops the entries [from, to) of a stack: the slots are only free now.
  * (Entries above the top are never read, so they are left as they are.) */
-static void drop_listed(mcache *mc, unsigned spc, unsigned from, unsigned to) {
-    const listed_slot *entry = mc->stack[spc].entry;
-    for (unsigned i = from; i < to; i++) {
+static void drop_listed(mcache *mc, const listed_slot *from, const listed_slot *to) {
+    for (const listed_slot *e = from; e < to; e++) {
         mspan *s;
-        if (mspan_unlist(entry[i].ref, &s))
+        if (mspan_unlist(e->ref, &s))
             mcache_span_emptied(mc, s);
     }
 }
@@ -95,20 +120,20 @@ static void forget_listed(mcache *mc, unsigned spc) {
     listed_slot *top = mc->stack_top[spc];
     if (top == &gm_no_listed_slot)
         return;
-    unsigned n = (unsigned)(top - mc->stack[spc].entry);
     stack_reset(mc, spc);
-    drop_listed(mc, spc, 1, n + 1);
+    drop_listed(mc, mc->stack_top[spc] + 1, top + 1);
 }
 
 void mcache_list_full(mcache *mc, uintptr_t spc, uintptr_t ref, const void *p) {
     /* The older half goes (a long run of frees keeps its newest), the rest
      * moves down, the new slot on top. */
-    enum { OLD = (SLOT_STACK - 1) / 2, KEEP = SLOT_STACK - 1 - OLD };
-    listed_slot *entry = mc->stack[spc].entry;
-    drop_listed(mc, spc, 1, OLD + 1);
-    memmove(&entry[1], &entry[OLD + 1], KEEP * sizeof *entry);
-    entry[KEEP + 1] = (listed_slot){ref, (void *)p};
-    mc->stack_top[spc] = &entry[KEEP + 1];
+    listed_slot *bottom = stack_bottom(mc, (unsigned)spc);
+    unsigned capacity = mcache_stack_capacity((unsigned)spc);
+    unsigned old = (capacity + 1) / 2, keep = capacity - old; /* old >= 1: room for the new one */
+    drop_listed(mc, bottom + 1, bottom + 1 + old);
+    memmove(bottom + 1, bottom + 1 + old, keep * sizeof *bottom);
+    bottom[keep + 1] = (listed_slot){ref, (void *)p};
+    mc->stack_top[spc] = &bottom[keep + 1];
 }
 
 /* spc's stack is empty: lists the free slots of the current span's word in
@@ -117,15 +142,15 @@ static void list_circulating(mcache *mc, unsigned spc, mspan *s) {
     uintptr_t first;
     uint64_t f = mspan_circulating_free(s, &first);
     f &= f - 1;
-    unsigned n = (unsigned)gm_popcount64(f);
-    if (n > SLOT_STACK - 1)
-        n = SLOT_STACK - 1; /* the rest stay free in the word */
+    unsigned n = (unsigned)gm_popcount64(f), capacity = mcache_stack_capacity(spc);
+    if (n > capacity)
+        n = capacity; /* the rest stay free in the word */
     /* Within one word a slot's reference and address are the word's first
      * slot's plus its bit. */
     uintptr_t ref0 = mspan_listed_ref(s, first);
     char *p0 = mspan_slot_address(s, first);
     size_t size = s->elemsize;
-    listed_slot *entry = mc->stack[spc].entry;
+    listed_slot *entry = stack_bottom(mc, spc);
     uint64_t bits = 0;
     for (unsigned k = n; k > 0; k--, f &= f - 1) {
         uintptr_t bit = gm_ctz64(f);

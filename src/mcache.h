@@ -43,10 +43,11 @@ typedef struct mclass {
  * user memory.  An entry is the slot's reference (mspan_listed_ref) and its
  * address; a zero reference is none.
  *
- * The stack is entry[1..SLOT_STACK-1]; entry[0] is always zero, so malloc
- * finds "empty" in the entry it loads anyway, and stack_top points at the
- * top entry (at entry[0] when empty): a pop is a load, a test and a
- * decrement of the pointer.  Stacks are aligned blocks of their own size,
+ * The stack sits at the top of its block, above a bottom entry that is
+ * always zero (entry[0] for the classes that list 31 slots; mcache.c's
+ * stack_capacity), so malloc finds "empty" in the entry it loads anyway,
+ * and stack_top points at the top entry (at the bottom one when empty): a
+ * pop is a load, a test and a decrement of the pointer.  Stacks are aligned blocks of their own size,
  * so "full" is the next entry's address being a block's start.  A push
  * onto a full stack first drops its older half (mcache_list_full), so that
  * a long run of frees keeps its newest and the test flips once in 16
@@ -62,7 +63,7 @@ typedef struct mclass {
  * each object of a burst longer than the stack is listed, dropped and
  * listed again from the bitmap (callgrind, bursts rounds=2000: 476.9 ->
  * 529.2 M instructions), and allocating in the order of the frees
- * scatters what address order had packed.  31 entries of 16 bytes a
+ * scatters what address order had packed.  32 entries of 16 bytes a
  * class, 34 KiB a thread. */
 #define SLOT_STACK 32 /* a power of two */
 
@@ -222,6 +223,10 @@ GM_INTERNAL void mcache_after_fork(mcache *mc);
 /* Is slot idx of s on its owner's slot stack, listed while it was still
  * fresh?  (mspan_slot_ever's probe: such a slot was never handed out.) */
 GM_INTERNAL bool mcache_listed_fresh(const mspan *s, uint32_t idx);
+
+/* How many slots spc's stack lists at most, and how many it lists now. */
+GM_INTERNAL unsigned mcache_stack_capacity(unsigned spc);
+GM_INTERNAL unsigned mcache_listed(mcache *mc, unsigned spc);
 
 /* Resets mc to an empty cache of the given kind. */
 GM_INTERNAL void mcache_reset(mcache *mc, uint8_t kind);

@@ -380,14 +380,16 @@ static void test_word_in_circulation(void) {
 }
 
 /* 9: the slot stack. */
-#define STACK_SIZE 4096 /* a class with 8 slots per 32 KiB span */
+#define STACK_SIZE 4096 /* a class with 8 slots per 32 KiB span, and a stack of 8 */
 
-static int listed(const mcache *mc, unsigned c) {
-    return (int)(mc->stack_top[c] - mc->stack[c].entry);
-}
+static int listed(mcache *mc, unsigned c) { return (int)mcache_listed(mc, c); }
 
 static void test_slot_stack(void) {
     unsigned rspc = gm_size_to_class(STACK_SIZE);
+    unsigned cap = mcache_stack_capacity(rspc);
+    CHECK(cap == 8); /* 32 KiB of slots */
+    CHECK(mcache_stack_capacity(gm_size_to_class(1024)) == SLOT_STACK - 1);
+    CHECK(mcache_stack_capacity(gm_size_to_class(32768)) == 1);
     as(&A);
     void *p[8];
     for (int i = 0; i < 8; i++)
@@ -422,18 +424,24 @@ static void test_slot_stack(void) {
     void *r = gm_malloc(STACK_SIZE);
     mspan *s2 = span_of(r);
     CHECK(s2 != s && s->where == SPAN_FULL);
-    int before_frees = listed(&A, rspc);
+    void *r2[8];
+    int nr2 = 0;
+    while (listed(&A, rspc) > 0) /* take what was listed of s2 */
+        r2[nr2++] = gm_malloc(STACK_SIZE);
+    CHECK(nr2 == 7 && span_of(r2[6]) == s2);
     for (int i = 0; i < 8; i++)
         gm_free(p[i]);
-    CHECK(listed(&A, rspc) == before_frees + 8 && s->where == SPAN_FULL && s->nlive != 0);
+    CHECK(listed(&A, rspc) == 8 && s->where == SPAN_FULL && s->nlive != 0);
     CHECK(gm_malloc(STACK_SIZE) == p[7]); /* and its slots come back first */
     gm_free(p[7]);
+    for (int i = 0; i < nr2; i++)
+        gm_free(r2[i]); /* a full stack: the first of these drops half of it */
 
     /* a full stack drops its older half: a long run of frees keeps its
      * newest listed, in order, and the dropped slots count down their spans
      * at once */
     void *extra[64], *more[SLOT_STACK + 16];
-    int nextra = 0, nmore = SLOT_STACK + 16;
+    int nextra = 0, nmore = (int)cap + 17;
     while (listed(&A, rspc) > 0) /* empty the stack: its slots are in use */
         extra[nextra++] = gm_malloc(STACK_SIZE);
     for (int i = 0; i < nmore; i++)
@@ -446,14 +454,27 @@ static void test_slot_stack(void) {
     for (int i = 0; i < nmore; i++)
         gm_free(more[i]);
     int kept = listed(&A, rspc);
-    CHECK(kept >= SLOT_STACK / 2 && kept < SLOT_STACK - 1);
+    CHECK(kept >= (int)cap / 2 && kept < (int)cap);
     CHECK(first->nlive < first_live); /* more[0] was dropped */
-    for (int i = 0; i < SLOT_STACK / 2; i++)
+    for (int i = 0; i < (int)cap / 2; i++)
         CHECK(gm_malloc(STACK_SIZE) == more[nmore - 1 - i]);
-    for (int i = 0; i < SLOT_STACK / 2; i++)
-        gm_free(more[nmore - SLOT_STACK / 2 + i]);
+    for (int i = 0; i < (int)cap / 2; i++)
+        gm_free(more[nmore - (int)cap / 2 + i]);
     for (int i = 0; i < nextra; i++)
         gm_free(extra[i]);
+
+    /* a stack of one slot (the last class, whose block the tiny class's
+     * follows): each free drops the one before, and nothing is written
+     * past the block */
+    unsigned big = gm_size_to_class(32768);
+    CHECK(big + 1 == GM_TINY_SPAN_CLASS && mcache_stack_capacity(GM_TINY_SPAN_CLASS) == 31);
+    void *b1 = gm_malloc(32768), *b2 = gm_malloc(32768), *b3 = gm_malloc(32768);
+    gm_free(b1);
+    gm_free(b2);
+    gm_free(b3);
+    CHECK(listed(&A, big) == 1 && A.stack[GM_TINY_SPAN_CLASS].entry[0].ref == 0);
+    CHECK(gm_malloc(32768) == b3);
+    gm_free(b3);
 
     /* malloc_trim drops the listed slots: spans with nothing else in use
      * empty (and go back), and the stack starts again at its bottom */
