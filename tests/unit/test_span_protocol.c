@@ -380,16 +380,16 @@ static void test_word_in_circulation(void) {
 }
 
 /* 9: the slot stack. */
-#define STACK_SIZE 4096 /* a class with 8 slots per 32 KiB span, and a stack of 8 */
+#define STACK_SIZE 4096 /* a class with 8 slots per 32 KiB span */
 
 static int listed(mcache *mc, unsigned c) { return (int)mcache_listed(mc, c); }
 
 static void test_slot_stack(void) {
     unsigned rspc = gm_size_to_class(STACK_SIZE);
     unsigned cap = mcache_stack_capacity(rspc);
-    CHECK(cap == 8); /* 32 KiB of slots */
-    CHECK(mcache_stack_capacity(gm_size_to_class(1024)) == SLOT_STACK - 1);
-    CHECK(mcache_stack_capacity(gm_size_to_class(32768)) == 1);
+    CHECK(cap == SLOT_STACK - 1);
+    CHECK(mcache_stack_capacity(gm_size_to_class(16384)) == 16); /* 256 KiB of slots */
+    CHECK(mcache_stack_capacity(gm_size_to_class(32768)) == 8);
     as(&A);
     void *p[8];
     for (int i = 0; i < 8; i++)
@@ -463,18 +463,26 @@ static void test_slot_stack(void) {
     for (int i = 0; i < nextra; i++)
         gm_free(extra[i]);
 
-    /* a stack of one slot (the last class, whose block the tiny class's
-     * follows): each free drops the one before, and nothing is written
-     * past the block */
-    unsigned big = gm_size_to_class(32768);
+    /* the smallest stack (the last class's, whose block the tiny class's
+     * follows), one free more than it holds: half of it is dropped, the
+     * newest is on top, and nothing is written past the block */
+    unsigned big = gm_size_to_class(32768), bigcap = mcache_stack_capacity(big);
     CHECK(big + 1 == GM_TINY_SPAN_CLASS && mcache_stack_capacity(GM_TINY_SPAN_CLASS) == 31);
-    void *b1 = gm_malloc(32768), *b2 = gm_malloc(32768), *b3 = gm_malloc(32768);
-    gm_free(b1);
-    gm_free(b2);
-    gm_free(b3);
-    CHECK(listed(&A, big) == 1 && A.stack[GM_TINY_SPAN_CLASS].entry[0].ref == 0);
-    CHECK(gm_malloc(32768) == b3);
-    gm_free(b3);
+    void *bb[SLOT_STACK];
+    for (unsigned i = 0; i <= bigcap; i++)
+        bb[i] = gm_malloc(32768);
+    void *bx[SLOT_STACK];
+    int nbx = 0;
+    while (listed(&A, big) > 0) /* what the slow path listed: in use too */
+        bx[nbx++] = gm_malloc(32768);
+    for (unsigned i = 0; i <= bigcap; i++)
+        gm_free(bb[i]);
+    CHECK(listed(&A, big) == (int)(bigcap - (bigcap + 1) / 2 + 1));
+    CHECK(A.stack[GM_TINY_SPAN_CLASS].entry[0].ref == 0);
+    CHECK(gm_malloc(32768) == bb[bigcap]);
+    gm_free(bb[bigcap]);
+    for (int i = 0; i < nbx; i++)
+        gm_free(bx[i]);
 
     /* malloc_trim drops the listed slots: spans with nothing else in use
      * empty (and go back), and the stack starts again at its bottom */
