@@ -144,26 +144,34 @@ void mcache_list_full(mcache *mc, uintptr_t spc, uintptr_t ref, const void *p) {
  * circulation but its lowest, which the caller takes, lowest on top. */
 static void list_circulating(mcache *mc, unsigned spc, mspan *s) {
     uintptr_t first;
-    uint64_t f = mspan_circulating_free(s, &first);
-    f &= f - 1;
-    unsigned n = (unsigned)gm_popcount64(f), capacity = mcache_stack_capacity(spc);
-    if (n > capacity)
-        n = capacity; /* the rest stay free in the word */
+    uint64_t fresh, bits = mspan_circulating_free(s, &first, &fresh);
+    bits &= bits - 1;
+    unsigned n = (unsigned)gm_popcount64(bits), capacity = mcache_stack_capacity(spc);
+    for (; n > capacity; n--) /* the highest stay free in the word */
+        bits &= ~((uint64_t)1 << (63 - __builtin_clzll(bits)));
     /* Within one word a slot's reference and address are the word's first
      * slot's plus its bit. */
     uintptr_t ref0 = mspan_listed_ref(s, first);
     char *p0 = mspan_slot_address(s, first);
     size_t size = s->elemsize;
     listed_slot *entry = stack_bottom(mc, spc);
-    uint64_t bits = 0;
-    for (unsigned k = n; k > 0; k--, f &= f - 1) {
-        uintptr_t bit = gm_ctz64(f);
-        bits |= f & -f;
-        entry[k] = (listed_slot){ref0 | bit, p0 + bit * size};
+    /* A word's listed slots are most often all fresh (a word just opened)
+     * or none (the owner's frees): then one flag for all. */
+    uint64_t fresh_listed = fresh & bits, f = bits;
+    if (fresh_listed == 0 || fresh_listed == bits) {
+        uintptr_t flag = fresh_listed ? SPAN_LISTED_FRESH : 0;
+        for (unsigned k = n; k > 0; k--, f &= f - 1) {
+            uintptr_t bit = gm_ctz64(f);
+            entry[k] = (listed_slot){ref0 | bit | flag, p0 + bit * size};
+        }
+    } else {
+        for (unsigned k = n; k > 0; k--, f &= f - 1) {
+            uintptr_t bit = gm_ctz64(f);
+            entry[k] = (listed_slot){ref0 | bit | ((fresh >> bit) & 1) * SPAN_LISTED_FRESH,
+                                     p0 + bit * size};
+        }
     }
-    uint64_t fresh = mspan_list_circulating(s, bits);
-    for (unsigned k = n; k > 0; k--)
-        entry[k].ref |= ((fresh >> (entry[k].ref & 63)) & 1) * SPAN_LISTED_FRESH;
+    mspan_list_circulating(s, bits);
     mc->stack_top[spc] = &entry[n];
 }
 

@@ -224,11 +224,13 @@ static inline void *mspan_alloc_fast(mspan *s) {
     return (void *)(s->base + idx * s->elemsize);
 }
 
-/* The free slots of the word in circulation, as bits, and the index of
- * that word's first slot: what mcache lists on a class's slot stack.  The
- * slots stay free in the bitmap until mspan_take_listed takes them. */
-static inline uint64_t mspan_circulating_free(const mspan *s, uintptr_t *first) {
+/* The free slots of the word in circulation, as bits, the index of that
+ * word's first slot, and its fresh bits: what mcache lists on a class's
+ * slot stack.  The slots stay free in the bitmap until mspan_take_listed
+ * takes them. */
+static inline uint64_t mspan_circulating_free(const mspan *s, uintptr_t *first, uint64_t *fresh) {
     *first = (uintptr_t)s->cur_w * 64;
+    *fresh = s->cur[1];
     return *s->cur;
 }
 
@@ -270,13 +272,10 @@ static inline mspan *mspan_of_listed(uintptr_t ref) {
 }
 
 /* The slots `bits` of the word in circulation are listed: counted in
- * nlive, no longer fresh.  Returns those of them that were fresh. */
-static inline uint64_t mspan_list_circulating(mspan *s, uint64_t bits) {
-    uint64_t *fresh = s->cur + 1;
-    uint64_t was = *fresh & bits;
-    gm_and_owned(fresh, ~bits);
+ * nlive, no longer fresh. */
+static inline void mspan_list_circulating(mspan *s, uint64_t bits) {
+    gm_and_owned(s->cur + 1, ~bits);
     s->nlive += (int32_t)gm_popcount64(bits);
-    return was;
 }
 
 /* A listed slot is dropped from the stack: it is only free now (and fresh
