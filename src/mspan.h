@@ -456,7 +456,7 @@ GM_INTERNAL bool mspan_reclaim_set_aside(mspan *s);
  * and the holder has not collected that free yet: what a thread may release
  * in a set-aside span it has taken off its owner's revisit stack.  While the
  * span is off the stack its owner collects nothing from it, and of its
- * slots hands out only those it freed itself (the reuse ring).
+ * slots hands out only those it freed itself (its slot stack).
  */
 GM_INTERNAL uint32_t mspan_next_unused_pages(const mspan *s, uint32_t *from, bool others_only);
 
