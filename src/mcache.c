@@ -30,8 +30,8 @@
  *   - partial spans of a class the thread stopped allocating: given back to
  *     mcentral once the class has not refilled for IDLE_REFILLS of the
  *     cache's refills (checked every IDLE_CHECK refills);
- *   - listed slots (the slot stacks, mcache.h): at most 256 KiB of slots a
- *     class (LISTED_BYTES), and as many spans kept from emptying, one per
+ *   - listed slots (the slot stacks, mcache.h): at most 1 MiB of slots a
+ *     class (GOMALLOC_THREAD_CACHE), and as many spans kept from emptying, one per
  *     slot at worst; dropped by malloc_trim, by an allocation that finds
  *     no memory, when the class is given back and at exit.
  * A thread that never allocates again keeps its spans until it exits, but
@@ -54,6 +54,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "options.h"
 #include "tiny.h"
 #include "proc.h"
 
@@ -72,28 +73,32 @@
 
 /* ---- the slot stacks (mcache.h) ---- */
 
-/* A class's stack holds at most LISTED_BYTES of slots (and at most
- * SLOT_STACK - 1 of them): a thread that stops allocating keeps what its
- * stacks list until it exits, trims or runs out of memory, and this bounds
- * that to 256 KiB a class, 6.3 MiB a thread at worst (in slots: the spans
- * they keep from emptying are the other part of the bound, in this file's
- * opening).  Classes up to 8 KiB list 31 slots, 16 KiB 16, 32 KiB 8.  The
- * large classes are where listing pays most: with 32 KiB a class (one
- * 32 KiB slot) thread-local churn of 4 B-32 KiB took 0.335 s against 0.197
- * s unbounded, with 128 KiB 0.239, with 256 KiB 0.208 (build/bench, 5
- * interleaved runs, medians).  A smaller stack starts higher in its
+/* A class's stack holds at most GOMALLOC_THREAD_CACHE bytes of slots (1
+ * MiB unless set), and at most SLOT_STACK - 1 slots: a thread that stops
+ * allocating keeps what its stacks list until it exits, trims or runs out
+ * of memory, and this bounds it, at 11 MiB a thread with the default (31
+ * slots of every class; in slots: the spans they keep from emptying are
+ * the other part of the bound, in this file's opening).  Measured with
+ * build/bench (5 or 3 interleaved runs, medians): thread-local churn of
+ * 4 B-32 KiB, 1 thread, took 0.337 s and 17.1 MiB of peak RSS before the
+ * stacks, 0.198 s and 10.1 MiB with 31 slots of every class, 0.202 s and
+ * 12.5 MiB with 512 KiB a class (16 slots at 32 KiB), 0.214 s and 17.1
+ * MiB with 256 KiB, 0.335 s with 32 KiB: the large classes are where
+ * reuse pays, in time and in memory (a slot taken back is one not taken
+ * from a span not yet touched).  A smaller stack starts higher in its
  * block: its bottom entry, always zero, is entry[SLOT_STACK - 1 -
- * capacity], and the full test is unchanged. */
-#define LISTED_BYTES ((size_t)256 << 10)
-
-unsigned mcache_stack_capacity(unsigned spc) {
+ * capacity], and the pop and the full test are unchanged.  Set per cache
+ * when it is set up, so it never changes under a stack. */
+static unsigned capacity_for(unsigned spc) {
     size_t size = spc == GM_TINY_SPAN_CLASS ? GM_TINY_BLOCK : gm_class_size[spc];
-    size_t n = size ? LISTED_BYTES / size : 0; /* class 0 (large) lists nothing */
+    size_t n = size ? gm_opt.thread_cache_bytes / size : 0; /* class 0 (large) lists nothing */
     return n >= SLOT_STACK - 1 ? SLOT_STACK - 1 : n ? (unsigned)n : 1;
 }
 
+unsigned mcache_stack_capacity(const mcache *mc, unsigned spc) { return mc->stack_capacity[spc]; }
+
 static listed_slot *stack_bottom(mcache *mc, unsigned spc) {
-    return &mc->stack[spc].entry[SLOT_STACK - 1 - mcache_stack_capacity(spc)];
+    return &mc->stack[spc].entry[SLOT_STACK - 1 - mc->stack_capacity[spc]];
 }
 
 static void stack_reset(mcache *mc, unsigned spc) { mc->stack_top[spc] = stack_bottom(mc, spc); }
@@ -132,7 +137,7 @@ void mcache_list_full(mcache *mc, uintptr_t spc, uintptr_t ref, const void *p) {
     /* The older half goes (a long run of frees keeps its newest), the rest
      * moves down, the new slot on top. */
     listed_slot *bottom = stack_bottom(mc, (unsigned)spc);
-    unsigned capacity = mcache_stack_capacity((unsigned)spc);
+    unsigned capacity = mc->stack_capacity[spc];
     unsigned old = (capacity + 1) / 2, keep = capacity - old; /* old >= 1: room for the new one */
     drop_listed(mc, bottom + 1, bottom + 1 + old);
     memmove(bottom + 1, bottom + 1 + old, keep * sizeof *bottom);
@@ -146,7 +151,7 @@ static void list_circulating(mcache *mc, unsigned spc, mspan *s) {
     uintptr_t first;
     uint64_t fresh, bits = mspan_circulating_free(s, &first, &fresh);
     bits &= bits - 1;
-    unsigned n = (unsigned)gm_popcount64(bits), capacity = mcache_stack_capacity(spc);
+    unsigned n = (unsigned)gm_popcount64(bits), capacity = mc->stack_capacity[spc];
     for (; n > capacity; n--) /* the highest stay free in the word */
         bits &= ~((uint64_t)1 << (63 - __builtin_clzll(bits)));
     /* Within one word a slot's reference and address are the word's first
@@ -197,6 +202,7 @@ void mcache_reset(mcache *mc, uint8_t kind) {
     memset(mc, 0, sizeof *mc);
     for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++) {
         mc->alloc[i] = &gm_empty_span;
+        mc->stack_capacity[i] = (uint8_t)capacity_for(i);
         stack_reset(mc, i);
     }
     mc->tiny_off = GM_TINY_BLOCK;

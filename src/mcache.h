@@ -100,8 +100,10 @@ typedef struct mcache {
 
     pagecache pcache;       /* large spans this thread freed (mpagecache.c) */
 
-    /* The slot stacks (above), and the top entry of each.  Owner only. */
+    /* The slot stacks (above), the top entry of each, and how many slots
+     * each holds at most (set once, with the cache).  Owner only. */
     listed_slot *stack_top[GM_NUM_SPAN_CLASSES] __attribute__((aligned(64)));
+    uint8_t stack_capacity[GM_NUM_SPAN_CLASSES];
     slot_stack stack[GM_NUM_SPAN_CLASSES];
 
     /* Spans set aside full that another thread has since freed into, pushed
@@ -225,7 +227,7 @@ GM_INTERNAL void mcache_after_fork(mcache *mc);
 GM_INTERNAL bool mcache_listed_fresh(const mspan *s, uint32_t idx);
 
 /* How many slots spc's stack lists at most, and how many it lists now. */
-GM_INTERNAL unsigned mcache_stack_capacity(unsigned spc);
+GM_INTERNAL unsigned mcache_stack_capacity(const mcache *mc, unsigned spc);
 GM_INTERNAL unsigned mcache_listed(mcache *mc, unsigned spc);
 
 /* Resets mc to an empty cache of the given kind. */

@@ -18,6 +18,7 @@ typedef struct gm_options {
     uint64_t scavenge_tick_ns;  /* how often the delay is checked (100 ms) */
     size_t retain_bytes;        /* GOMALLOC_RETAIN(_MB): free memory always kept resident (64M) */
     size_t grow_bytes;          /* the heap grows by at least this much (4 MiB) */
+    size_t thread_cache_bytes;  /* GOMALLOC_THREAD_CACHE: a thread's slot stack, per class (1M) */
     size_t memlimit_bytes;      /* GOMALLOC_MEMLIMIT(_MB): soft limit on resident heap (0: none) */
     bool background;            /* GOMALLOC_BACKGROUND=0: no scavenger thread (default on) */
     bool verbose;               /* GOMALLOC_VERBOSE=1: version, path and options at start-up */

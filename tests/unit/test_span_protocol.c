@@ -56,6 +56,7 @@
 #include "arena.h"
 #include "mheap.h"
 #include "proc.h"
+#include "options.h"
 
 #include "../check.h"
 
@@ -386,10 +387,9 @@ static int listed(mcache *mc, unsigned c) { return (int)mcache_listed(mc, c); }
 
 static void test_slot_stack(void) {
     unsigned rspc = gm_size_to_class(STACK_SIZE);
-    unsigned cap = mcache_stack_capacity(rspc);
+    unsigned cap = mcache_stack_capacity(&A, rspc);
     CHECK(cap == SLOT_STACK - 1);
-    CHECK(mcache_stack_capacity(gm_size_to_class(16384)) == 16); /* 256 KiB of slots */
-    CHECK(mcache_stack_capacity(gm_size_to_class(32768)) == 8);
+    CHECK(mcache_stack_capacity(&A, gm_size_to_class(32768)) == SLOT_STACK - 1); /* 1 MiB */
     as(&A);
     void *p[8];
     for (int i = 0; i < 8; i++)
@@ -466,8 +466,8 @@ static void test_slot_stack(void) {
     /* the smallest stack (the last class's, whose block the tiny class's
      * follows), one free more than it holds: half of it is dropped, the
      * newest is on top, and nothing is written past the block */
-    unsigned big = gm_size_to_class(32768), bigcap = mcache_stack_capacity(big);
-    CHECK(big + 1 == GM_TINY_SPAN_CLASS && mcache_stack_capacity(GM_TINY_SPAN_CLASS) == 31);
+    unsigned big = gm_size_to_class(32768), bigcap = mcache_stack_capacity(&A, big);
+    CHECK(big + 1 == GM_TINY_SPAN_CLASS && mcache_stack_capacity(&A, GM_TINY_SPAN_CLASS) == 31);
     void *bb[SLOT_STACK];
     for (unsigned i = 0; i <= bigcap; i++)
         bb[i] = gm_malloc(32768);
@@ -483,6 +483,33 @@ static void test_slot_stack(void) {
     gm_free(bb[bigcap]);
     for (int i = 0; i < nbx; i++)
         gm_free(bx[i]);
+
+    /* GOMALLOC_THREAD_CACHE=32K, for a cache set up under it: a stack of
+     * one 32 KiB slot, which each free empties of the one before (half of
+     * one slot rounds up), with the tiny class's stack right above it in
+     * memory left alone; and a stack of 8 at 4 KiB */
+    size_t saved = gm_opt.thread_cache_bytes;
+    gm_opt.thread_cache_bytes = 32 << 10;
+    mcache_reset(&C, MCACHE_OWN);
+    gm_opt.thread_cache_bytes = saved;
+    CHECK(mcache_stack_capacity(&C, big) == 1 && mcache_stack_capacity(&C, rspc) == 8);
+    as(&C);
+    void *c1 = gm_malloc(32768), *c2 = gm_malloc(32768), *c3 = gm_malloc(32768);
+    void *cx[8];
+    int ncx = 0;
+    while (listed(&C, big) > 0)
+        cx[ncx++] = gm_malloc(32768);
+    gm_free(c1);
+    gm_free(c2);
+    gm_free(c3);
+    CHECK(listed(&C, big) == 1 && C.stack[GM_TINY_SPAN_CLASS].entry[0].ref == 0);
+    CHECK(gm_malloc(32768) == c3);
+    gm_free(c3);
+    for (int i = 0; i < ncx; i++)
+        gm_free(cx[i]);
+    mcache_release_all(&C);
+    mcache_reset(&C, MCACHE_OWN);
+    as(&A);
 
     /* malloc_trim drops the listed slots: spans with nothing else in use
      * empty (and go back), and the stack starts again at its bottom */
