@@ -44,27 +44,32 @@ typedef struct mclass {
  * address; a zero reference is none.
  *
  * The stack sits at the top of its block, above a bottom entry that is
- * always zero (entry[0] for the classes that list 31 slots; mcache.c's
- * stack_capacity), so malloc finds "empty" in the entry it loads anyway,
- * and stack_top points at the top entry (at the bottom one when empty): a
- * pop is a load, a test and a decrement of the pointer.  Stacks are aligned blocks of their own size,
- * so "full" is the next entry's address being a block's start.  A push
- * onto a full stack first drops its older half (mcache_list_full), so that
- * a long run of frees keeps its newest and the test flips once in 16
- * pushes, not on every free of a class whose run outgrew the stack.  A
- * dropped slot is only free; its span is counted down (its reference
- * gives the span with no load: mspan_of_listed), and a span that this
- * empties is handled as an emptied span.  Before a class's spans leave the
- * cache, its stack is dropped whole.
+ * always zero (entry[0] when it lists 31 slots; fewer with a small
+ * GOMALLOC_THREAD_CACHE, mcache.c), so malloc finds "empty" in the entry
+ * it loads anyway, and stack_top points at the top entry (at the bottom
+ * one when empty): a pop is a load, a test and a decrement of the pointer.
+ * Stacks are aligned blocks of their own size, so "full" is the next
+ * entry's address being a block's start.  A push onto a full stack first
+ * drops its older half (mcache_list_full), so that a long run of frees
+ * keeps its newest and the test flips once in 16 pushes, not on every free
+ * of a class whose run outgrew the stack.  A dropped slot is only free; its
+ * span is counted down (its reference gives the span with no load:
+ * mspan_of_listed), and a span that this empties is handled as an emptied
+ * span.  Before a class's spans leave the cache, its stack is dropped
+ * whole.
  *
  * Measured against the bitmap alone (build/bench, 2 cores, interleaved
- * runs, medians of wall time): thread-local churn 0.376 -> 0.218 s, churn
- * of 8-512 B 0.156 -> 0.144 s; bursts of 8 B-1 KiB lose, 0.310 -> 0.371 s:
- * each object of a burst longer than the stack is listed, dropped and
- * listed again from the bitmap (callgrind, bursts rounds=2000: 476.9 ->
- * 529.2 M instructions), and allocating in the order of the frees
- * scatters what address order had packed.  32 entries of 16 bytes a
- * class, 34 KiB a thread. */
+ * runs, medians of wall time): thread-local churn 0.312 -> 0.196 s, churn
+ * of 8-512 B 0.145 -> 0.130 s, larson with 1 thread 0.118 -> 0.112 s.
+ * Where a program frees long runs of one class and allocates them again
+ * it loses: each block beyond the stack is listed, dropped and listed
+ * again from the bitmap, and the blocks come back in the order they were
+ * freed rather than in address order.  bursts of 8 B-1 KiB 0.288 -> 0.347 s
+ * (callgrind, bursts rounds=2000: 476.9 -> 536.5 M instructions), the
+ * compiler model 0.230 -> 0.238 s.  (Leaving the frees past a full stack
+ * to the bitmap instead of dropping half: compiler 0.225 s, bursts 0.395 s,
+ * its full test flipping on a third of the frees.)  32 entries of 16 bytes
+ * a class, 34 KiB a thread. */
 #define SLOT_STACK 32 /* a power of two */
 
 typedef struct listed_slot {
