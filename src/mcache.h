@@ -44,14 +44,15 @@ typedef struct mclass {
  * address; a zero reference is none.
  *
  * The stack sits at the top of its block, above a bottom entry that is
- * always zero (entry[0] when it lists 31 slots; fewer with a small
- * GOMALLOC_THREAD_CACHE, mcache.c), so malloc finds "empty" in the entry
+ * always zero (entry[0] when it lists SLOT_STACK - 1 slots; fewer for the
+ * large classes or with a small GOMALLOC_THREAD_CACHE, mcache.c), so malloc
+ * finds "empty" in the entry
  * it loads anyway, and stack_top points at the top entry (at the bottom
  * one when empty): a pop is a load, a test and a decrement of the pointer.
  * Stacks are aligned blocks of their own size, so "full" is the next
  * entry's address being a block's start.  A push onto a full stack first
  * drops its older half (mcache_list_full), so that a long run of frees
- * keeps its newest and the test flips once in 16 pushes, not on every free
+ * keeps its newest and the test flips once in 64 pushes, not on every free
  * of a class whose run outgrew the stack.  A dropped slot is only free; its
  * span is counted down (its reference gives the span with no load:
  * mspan_of_listed), and a span that this empties is handled as an emptied
@@ -68,9 +69,17 @@ typedef struct mclass {
  * (callgrind, bursts rounds=2000: 476.9 -> 536.5 M instructions), the
  * compiler model 0.230 -> 0.238 s.  (Leaving the frees past a full stack
  * to the bitmap instead of dropping half: compiler 0.225 s, bursts 0.395 s,
- * its full test flipping on a third of the frees.)  32 entries of 16 bytes
- * a class, 34 KiB a thread. */
-#define SLOT_STACK 32 /* a power of two */
+ * its full test flipping on a third of the frees.)
+ *
+ * SLOT_STACK entries a class, 16 bytes each: 128, 134 KiB of blocks a
+ * cache, of which a thread touches those of the classes it uses (a stack
+ * is set up by its class's first listing).  A deeper stack lists, drops
+ * and lists again fewer of a run's slots: callgrind, bursts rounds=2000,
+ * 535.6 M instructions with 32 entries, 508.2 with 64, 489.3 with 128,
+ * 473.2 with 256; the compiler model (nodes=50K modules=4) 209.9 -> 204.7
+ * with 128, churn of 8-512 B (iters=600K) 155.2 -> 153.2.  128 takes most
+ * of it at half the blocks of 256. */
+#define SLOT_STACK 128 /* a power of two */
 
 typedef struct listed_slot {
     uintptr_t ref; /* mspan_listed_ref; 0: none */

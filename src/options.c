@@ -135,7 +135,7 @@ static const opt_def opts[] = {
     OPT(OPT_SIZE_MIB, memlimit_mb, memlimit_bytes, "memlimit, a bare number in MiB"),
     OPT(OPT_BOOL, background, background, "run the scavenger in a background thread"),
     OPT(OPT_SIZE, thread_cache, thread_cache_bytes,
-        "bytes of freed blocks a thread keeps per size class for reuse (at most 31 blocks)"),
+        "bytes of freed blocks a thread keeps per size class for reuse (at most 127 blocks)"),
     OPT(OPT_BOOL, memlimit_hard, memlimit_hard, "allocations beyond the memory limit fail"),
     OPT(OPT_BOOL, cgroup, cgroup, "take the default memory limit from the cgroup"),
     OPT(OPT_STRING, cgroup_root, cgroup_root, "where the cgroup file systems are mounted"),

@@ -67,7 +67,7 @@ static gm_lock_t registry_lock = GM_LOCK_INIT;
 static mcache *registry;        /* live caches */
 static mcache *free_caches;     /* retired structs, linked by next_all */
 static char *cache_slab, *cache_slab_end;
-#define CACHE_SLAB ((size_t)128 << 10)
+#define CACHE_SLAB ((size_t)1 << 20) /* several caches a mapping (about 150 KiB each) */
 _Static_assert(CACHE_SLAB >= sizeof(mcache), "a slab holds at least one cache");
 static mcache_stats retired;    /* counters of exited threads */
 /* Frees by threads without a cache of their own (atomic). */
