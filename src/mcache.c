@@ -502,7 +502,7 @@ static bool refill(mcache *mc, unsigned spc) {
     if (mc->refills % IDLE_CHECK == 0) {
         give_back_idle(mc);
         mcentral_reclaim(); /* unowned spans emptied by remote frees go back */
-        proc_release_idle_caches(false); /* and pages idle threads' spans hold */
+        proc_release_idle_caches(); /* and pages idle threads' spans hold */
     }
     revisit_drain(mc);
     for (;;) {
@@ -514,8 +514,12 @@ static bool refill(mcache *mc, unsigned spc) {
             cls->nempty--;
             s->next = NULL;
             mc->empty_bytes -= span_bytes(s);
-        } else if ((s = mcentral_cache_span(spc, mc)) == NULL) {
-            return false;
+        } else {
+            /* Before the heap grows for us: the pages idle threads' spans
+             * hold only other threads' frees in go back (proc.c). */
+            proc_release_idle_caches();
+            if ((s = mcentral_cache_span(spc, mc)) == NULL)
+                return false;
         }
         s->where = SPAN_CURRENT;
         s->nlive += SPAN_CURRENT_BIAS;

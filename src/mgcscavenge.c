@@ -667,7 +667,3 @@ size_t scav_get_limit(bool *hard) {
 void scav_set_tick_work(void (*fn)(bool heap_idle)) {
     __atomic_store_n(&tick_work, fn, __ATOMIC_RELEASE);
 }
-
-bool scav_background_running(void) {
-    return __atomic_load_n(&bg_state, __ATOMIC_RELAXED) == BG_RUNNING && !bg_starved();
-}

@@ -42,8 +42,6 @@ GM_INTERNAL size_t scav_get_limit(bool *hard);
  * been idle for that tick (the tiers above register the work they want done
  * then). */
 GM_INTERNAL void scav_set_tick_work(void (*fn)(bool heap_idle));
-/* Is the background thread running and getting turns? */
-GM_INTERNAL bool scav_background_running(void);
 
 /* Bytes returned to the OS so far. */
 GM_INTERNAL uint64_t scav_released_bytes(void);

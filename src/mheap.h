@@ -70,8 +70,6 @@ GM_INTERNAL size_t mheap_get_memory_limit(bool *hard);
 /* Work for the background thread, once a tick, told whether the heap was
  * idle for it (initialisation). */
 GM_INTERNAL void mheap_set_tick_work(void (*fn)(bool heap_idle));
-/* Is the background thread running and getting turns? */
-GM_INTERNAL bool mheap_background_running(void);
 
 /* For the scavenger: the heap lock, and the cache of freed large runs,
  * whose pages count as idle but are not free in the page allocator. */

@@ -23,17 +23,17 @@ GM_INTERNAL void *proc_alloc_without_cache(mcache *mc, unsigned spc, size_t tiny
  * cache while the thread exits. */
 GM_INTERNAL mcache *proc_own_cache(void);
 
-/* Threads that stopped calling the allocator keep their spans (only a
- * span's owner may move it), and other threads' frees into them are
- * collected only when the owner refills.  At most every IDLE_LOOK_NS (proc.c)
- * this looks at every cache: one that has not refilled since the previous
- * look gives back the pages of its set-aside spans that only freed objects
- * occupy (mcache_release_others_freed_pages).  Called by the background
- * scavenger every tick (background), and on refills, where it does nothing
- * while that thread runs: a program thread's madvise is paid by its
- * allocation.
+/* Threads that stop calling keep their spans, and other threads' frees into
+ * them are collected only when the owner refills.  At most every
+ * IDLE_LOOK_NS (proc.c) this looks at every cache: one that has not
+ * refilled since the previous look gives back the pages of its set-aside
+ * spans that only freed objects occupy (mcache_release_others_freed_pages).
+ * Called by the background scavenger every tick, by a cache about to take
+ * a span from mcentral or fresh pages (the growing thread pays the
+ * madvise: what goes back is what it would otherwise add to the peak), and
+ * every IDLE_CHECK refills (mcache.c).
  * Returns the bytes released. */
-GM_INTERNAL size_t proc_release_idle_caches(bool background);
+GM_INTERNAL size_t proc_release_idle_caches(void);
 /* The same for every other thread's cache, idle or not (malloc_trim): the
  * registry lock is held throughout. */
 GM_INTERNAL size_t proc_release_others_pages(void);

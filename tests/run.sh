@@ -425,6 +425,10 @@ T_idle_release() {
     need_lib && build "$CC" $TEST_CFLAGS -pthread tests/release/test_idle.c -o "$OUT/test_idle" &&
         run 120 "${PRELOAD[@]}" "$OUT/test_idle"
 }
+T_idle_growth() {
+    need_lib && build "$CC" $TEST_CFLAGS -pthread tests/release/test_idle_growth.c -o "$OUT/test_idle_growth" &&
+        run 120 GOMALLOC_BACKGROUND=0 "${PRELOAD[@]}" "$OUT/test_idle_growth"
+}
 T_thp() {
     need_lib && build "$CC" $TEST_CFLAGS tests/release/test_thp.c -o "$OUT/test_thp" &&
         run 120 GOMALLOC_THP=always "${PRELOAD[@]}" "$OUT/test_thp"
@@ -502,7 +506,7 @@ TESTS=(
     prog_perl thread_exit pagecache release trim early cxx cxx_link cxx_new_preload options launcher install
     deb profile observe stats pressure background tiny_preload tiny_gm unit_sizeclasses_go unit_span_protocol unit_spanmap unit_release_slots
     unit_pagealloc calloc_refused window death unit_sizeclasses
-    api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default span_guard idle_release
+    api_hardened fault_hardened fault_default stress_hardened misuse_hardened misuse_default span_guard idle_release idle_growth
     limits_soft limits_hard limits_hardenv limits_huge limits_cgroup fork_scavenger crowded ulimit thp
 )
 
