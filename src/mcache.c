@@ -191,6 +191,8 @@ bool mcache_listed_fresh(const mspan *s, uint32_t idx) {
     if (mc == NULL)
         return false;
     uintptr_t want = mspan_listed_ref(s, idx) | SPAN_LISTED_FRESH;
+    if (mc->stack == NULL)
+        return false;
     const listed_slot *entry = mc->stack[s->spanclass].entry;
     const listed_slot *top = __atomic_load_n(&mc->stack_top[s->spanclass], __ATOMIC_RELAXED);
     if (top < entry || top >= entry + SLOT_STACK)
@@ -202,11 +204,12 @@ bool mcache_listed_fresh(const mspan *s, uint32_t idx) {
 }
 
 void mcache_reset(mcache *mc, uint8_t kind) {
-    /* Everything but the stacks' blocks: a stack is set up by its class's
-     * first slow path, so a thread touches the blocks of the classes it
-     * uses and no more (all of them are 134 KiB). */
-    memset(mc, 0, offsetof(mcache, stack));
-    memset(&mc->revisit, 0, sizeof *mc - offsetof(mcache, revisit));
+    /* Not the stacks' blocks: a stack is set up by its class's first slow
+     * path, so a thread touches the blocks of the classes it uses and no
+     * more (all of them are 134 KiB). */
+    slot_stack *stack = mc->stack;
+    memset(mc, 0, sizeof *mc);
+    mc->stack = stack;
     for (unsigned i = 0; i < GM_NUM_SPAN_CLASSES; i++) {
         mc->alloc[i] = &gm_empty_span;
         mc->stack_capacity[i] = (uint8_t)capacity_for(i);

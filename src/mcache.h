@@ -115,10 +115,14 @@ typedef struct mcache {
     pagecache pcache;       /* large spans this thread freed (mpagecache.c) */
 
     /* The slot stacks (above), the top entry of each, and how many slots
-     * each holds at most (set once, with the cache).  Owner only. */
+     * each holds at most (set once, with the cache).  Owner only.  The
+     * stacks' blocks (GM_NUM_SPAN_CLASSES of them) are not part of the
+     * struct: a cache made by proc.c has them right after it, the orphan
+     * cache a static array, and the caches that never list (bootstrap,
+     * dead) none; mcache_reset keeps the pointer. */
     listed_slot *stack_top[GM_NUM_SPAN_CLASSES] __attribute__((aligned(64)));
     uint8_t stack_capacity[GM_NUM_SPAN_CLASSES];
-    slot_stack stack[GM_NUM_SPAN_CLASSES];
+    slot_stack *stack;
 
     /* Spans set aside full that another thread has since freed into, pushed
      * by that thread (a lock-free stack through mspan.revisit_next). */

@@ -58,7 +58,15 @@
                          .tiny_off = GM_TINY_BLOCK, .kind = (k) }
 static mcache bootstrap_mcache = EMPTY_CACHE(MCACHE_BOOTSTRAP);
 static mcache dead_mcache = EMPTY_CACHE(MCACHE_DEAD);
-static mcache orphan_mcache = EMPTY_CACHE(MCACHE_OWN);
+/* The orphan cache lists nothing (its stacks hold no slot: capacity 0), but
+ * its slow path writes each class's bottom entry.  Zero-initialised, so it
+ * costs no file-backed pages, and only the lines written become resident. */
+static slot_stack orphan_stacks[GM_NUM_SPAN_CLASSES];
+static mcache orphan_mcache = { .alloc = { [0 ... GM_NUM_SPAN_CLASSES - 1] = &gm_empty_span },
+                                .stack_top = { [0 ... GM_NUM_SPAN_CLASSES - 1] =
+                                                   (listed_slot *)&gm_no_listed_slot },
+                                .stack = orphan_stacks, .tiny_off = GM_TINY_BLOCK,
+                                .kind = MCACHE_OWN };
 static gm_lock_t orphan_lock = GM_LOCK_INIT;
 
 __thread gm_thread_state gm_tls __attribute__((tls_model("initial-exec"))) = {
@@ -69,8 +77,14 @@ static gm_lock_t registry_lock = GM_LOCK_INIT;
 static mcache *registry;        /* live caches */
 static mcache *free_caches;     /* retired structs, linked by next_all */
 static char *cache_slab, *cache_slab_end;
+/* A cache made here is its struct, then its stacks' blocks, aligned to their
+ * size: the slab is 4 KiB-aligned (os_alloc_metadata), and each cache's
+ * share of it a multiple of a block. */
+#define CACHE_STACKS_AT ((sizeof(mcache) + sizeof(slot_stack) - 1) & ~(sizeof(slot_stack) - 1))
+#define CACHE_SIZE (CACHE_STACKS_AT + GM_NUM_SPAN_CLASSES * sizeof(slot_stack))
 #define CACHE_SLAB ((size_t)1 << 20) /* several caches a mapping (about 150 KiB each) */
-_Static_assert(CACHE_SLAB >= sizeof(mcache), "a slab holds at least one cache");
+_Static_assert(CACHE_SLAB >= CACHE_SIZE, "a slab holds at least one cache");
+_Static_assert(4096 % sizeof(slot_stack) == 0, "the stacks' blocks stay aligned");
 static mcache_stats retired;    /* counters of exited threads */
 /* Frees by threads without a cache of their own (atomic). */
 static uint64_t shared_nfree[GM_NUM_SPAN_CLASSES];
@@ -93,7 +107,7 @@ static mcache *cache_create(void) {
     if (mc) {
         free_caches = mc->next_all;
     } else {
-        size_t sz = gm_align_up(sizeof(mcache), 64);
+        size_t sz = CACHE_SIZE;
         if ((size_t)(cache_slab_end - cache_slab) < sz) {
             cache_slab = os_alloc_metadata(CACHE_SLAB);
             cache_slab_end = cache_slab ? cache_slab + CACHE_SLAB : NULL;
@@ -103,6 +117,7 @@ static mcache *cache_create(void) {
             return NULL;
         }
         mc = (mcache *)cache_slab;
+        mc->stack = (slot_stack *)(cache_slab + CACHE_STACKS_AT);
         cache_slab += sz;
     }
     mcache_reset(mc, MCACHE_OWN);

@@ -62,7 +62,8 @@
 
 #define SIZE 2048 /* a class with 8 slots per 16 KiB span */
 
-static mcache A, B;
+static slot_stack A_stacks[GM_NUM_SPAN_CLASSES], B_stacks[GM_NUM_SPAN_CLASSES];
+static mcache A = {.stack = A_stacks}, B = {.stack = B_stacks};
 static unsigned spc;
 
 static void as(mcache *mc) { gm_tls.mcache = mc; }
@@ -270,7 +271,8 @@ static void remote_then_owner(void) {
  * in the last word so are the 22 bits past slot 169.  A free of any of them
  * is an invalid pointer, on the owner's path and on the remote one. */
 #define BLOCKED_SIZE 48
-static mcache C;
+static slot_stack C_stacks[GM_NUM_SPAN_CLASSES];
+static mcache C = {.stack = C_stacks};
 
 /* C's first allocation of the class, from a span no one has used: its
  * first slot, with only word 0 open (else the test is wrong: exit 3, which
@@ -493,7 +495,7 @@ static void test_slot_stack(void) {
     /* A reset leaves the stacks' blocks alone (a stack is set up by its
      * class's first listing, which writes its zero bottom entry): what an
      * earlier life left there must never be popped. */
-    memset(C.stack, 0xa5, sizeof C.stack); /* the tiny class's block keeps it */
+    memset(C_stacks, 0xa5, sizeof C_stacks); /* the tiny class's block keeps it */
     mcache_reset(&C, MCACHE_OWN);
     gm_opt.thread_cache_bytes = saved;
     CHECK(mcache_stack_capacity(&C, big) == 1 && mcache_stack_capacity(&C, rspc) == 8);
