@@ -45,10 +45,10 @@ typedef struct mclass {
  *
  * The stack sits at the top of its block, above a bottom entry that is
  * always zero (entry[0] when it lists SLOT_STACK - 1 slots; fewer for the
- * large classes or with a small GOMALLOC_THREAD_CACHE, mcache.c), so malloc
- * finds "empty" in the entry
- * it loads anyway, and stack_top points at the top entry (at the bottom
- * one when empty): a pop is a load, a test and a decrement of the pointer.
+ * large classes or with a small GOMALLOC_THREAD_CACHE, mcache.c), so
+ * malloc finds "empty" in the entry it loads anyway, and stack_top points
+ * at the top entry (at the bottom one when empty): a pop is a load, a test
+ * and a decrement of the pointer.
  * Stacks are aligned blocks of their own size, so "full" is the next
  * entry's address being a block's start.  A push onto a full stack first
  * drops its older half (mcache_list_full), so that a long run of frees

@@ -606,7 +606,6 @@ static void tick_work(bool heap_idle) {
         meta_release_empty();
 }
 
-
 void mheap_set_tick_work(void (*fn)(bool heap_idle)) {
     __atomic_store_n(&upper_tick_work, fn, __ATOMIC_RELEASE);
     scav_set_tick_work(tick_work);

@@ -52,21 +52,18 @@
 #include "tiny.h"
 
 /* Statically initialised: malloc may run before any constructor. */
-#define EMPTY_CACHE(k) { .alloc = { [0 ... GM_NUM_SPAN_CLASSES - 1] = &gm_empty_span }, \
-                         .stack_top = { [0 ... GM_NUM_SPAN_CLASSES - 1] = \
-                                            (listed_slot *)&gm_no_listed_slot }, \
-                         .tiny_off = GM_TINY_BLOCK, .kind = (k) }
-static mcache bootstrap_mcache = EMPTY_CACHE(MCACHE_BOOTSTRAP);
-static mcache dead_mcache = EMPTY_CACHE(MCACHE_DEAD);
+#define EMPTY_CACHE(k, stacks) { .alloc = { [0 ... GM_NUM_SPAN_CLASSES - 1] = &gm_empty_span }, \
+                                 .stack_top = { [0 ... GM_NUM_SPAN_CLASSES - 1] = \
+                                                    (listed_slot *)&gm_no_listed_slot }, \
+                                 .stack = (stacks), .tiny_off = GM_TINY_BLOCK, .kind = (k) }
 /* The orphan cache lists nothing (its stacks hold no slot: capacity 0), but
  * its slow path writes each class's bottom entry.  Zero-initialised, so it
- * costs no file-backed pages, and only the lines written become resident. */
+ * costs no file-backed pages, and only the lines written become resident.
+ * The bootstrap and dead caches never reach a listing. */
 static slot_stack orphan_stacks[GM_NUM_SPAN_CLASSES];
-static mcache orphan_mcache = { .alloc = { [0 ... GM_NUM_SPAN_CLASSES - 1] = &gm_empty_span },
-                                .stack_top = { [0 ... GM_NUM_SPAN_CLASSES - 1] =
-                                                   (listed_slot *)&gm_no_listed_slot },
-                                .stack = orphan_stacks, .tiny_off = GM_TINY_BLOCK,
-                                .kind = MCACHE_OWN };
+static mcache bootstrap_mcache = EMPTY_CACHE(MCACHE_BOOTSTRAP, NULL);
+static mcache dead_mcache = EMPTY_CACHE(MCACHE_DEAD, NULL);
+static mcache orphan_mcache = EMPTY_CACHE(MCACHE_OWN, orphan_stacks);
 static gm_lock_t orphan_lock = GM_LOCK_INIT;
 
 __thread gm_thread_state gm_tls __attribute__((tls_model("initial-exec"))) = {
